@@ -1,0 +1,1 @@
+"""Persistence: the only package that knows SQL. Every function takes an open connection."""
