@@ -1,0 +1,1 @@
+"""Quiz generation: the client input, the generator hand-off, the stored questions."""
