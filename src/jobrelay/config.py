@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     generator_timeout: float = Field(default=10.0, gt=0)
     generator_retries: int = Field(default=4, ge=0)
     quiz_deadline_seconds: int = Field(default=900, ge=1)
+    # The reference generator (`jobrelay generator`): seconds from /generate to the result,
+    # default behaviour directives (see jobrelay.generator.behaviour), callback retries.
+    generator_delay: float = Field(default=3.0, ge=0)
+    generator_behaviour: str = ""
+    generator_callback_retries: int = Field(default=5, ge=0)
 
     # Ingestion.
     ingest_delay_per_100: float = Field(default=0.5, ge=0)
