@@ -133,7 +133,10 @@ def _follow_stream(api: ApiClient, job_id: str, on_update: OnUpdate) -> dict[str
                 update = _update_from(job_id, event)
                 on_update(update)
                 if update.status in TERMINAL_STATUSES:
-                    return _get_job(api, job_id)
+                    # A retried job replays its earlier ending; only the job itself can tell.
+                    job = _get_job(api, job_id)
+                    if job.get("status") in TERMINAL_STATUSES:
+                        return job
         except _StreamUnusable:
             return None
         except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError):
