@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -75,7 +76,9 @@ class Job(Base):
             "idempotency_key",
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
-        Index("ix_jobs_external_id", "external_id", postgresql_where=text("external_id IS NOT NULL")),
+        Index(
+            "ix_jobs_external_id", "external_id", postgresql_where=text("external_id IS NOT NULL")
+        ),
         Index(
             "ix_jobs_active",
             "status",
@@ -255,7 +258,17 @@ class ServiceCheck(Base):
     checked_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP, server_default=func.now())
 
 
-jobs_table = Job.__table__
-job_events_table = JobEvent.__table__
-users_table = User.__table__
-api_keys_table = ApiKey.__table__
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+jobs_table = _table(Job)
+job_events_table = _table(JobEvent)
+users_table = _table(User)
+api_keys_table = _table(ApiKey)
+questions_table = _table(Question)
+callbacks_table = _table(Callback)
+students_table = _table(Student)
+webhook_deliveries_table = _table(WebhookDelivery)
+daily_stats_table = _table(DailyStat)
+service_checks_table = _table(ServiceCheck)

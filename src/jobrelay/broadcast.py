@@ -1,0 +1,93 @@
+"""Live events over Redis pub/sub: every process publishes after commit, any API process listens.
+
+Pub/sub is best effort by design: PostgreSQL keeps every event, and listeners re-read it there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from jobrelay.jobs.schemas import EventOut
+
+logger = logging.getLogger(__name__)
+CHANNEL_PREFIX = "jobrelay:events:"
+
+
+def channel(job_id: uuid.UUID | str) -> str:
+    return f"{CHANNEL_PREFIX}{job_id}"
+
+
+def encode_event(event: dict[str, Any]) -> str:
+    return EventOut.model_validate(event).model_dump_json()
+
+
+async def publish(redis: Redis, events: Sequence[dict[str, Any]]) -> None:
+    if not events:
+        return
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.publish(channel(event["job_id"]), encode_event(event))
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        logger.warning("could not publish %d events: %s", len(events), exc)
+
+
+@asynccontextmanager
+async def subscription(redis: Redis, job_id: uuid.UUID | str) -> AsyncIterator[PubSub]:
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(channel(job_id))
+    try:
+        yield pubsub
+    finally:
+        try:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        except (RedisError, OSError):
+            pass
+
+
+async def next_event(pubsub: PubSub, timeout: float) -> dict[str, Any] | None:
+    """The next published event, or None after `timeout` seconds of silence."""
+    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+    if message is None or message.get("type") != "message":
+        return None
+    decoded: dict[str, Any] = json.loads(message["data"])
+    return decoded
+
+
+async def wait_until(
+    redis: Redis,
+    job_id: uuid.UUID | str,
+    *,
+    timeout: float,
+    done: Callable[[], Awaitable[bool]],
+    recheck_every: float = 1.0,
+) -> bool:
+    """Wait until `done()` holds, woken by the job's events; rechecks the source of truth often."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        async with subscription(redis, job_id) as pubsub:
+            if await done():
+                return True
+            while (left := deadline - loop.time()) > 0:
+                await next_event(pubsub, min(left, recheck_every))
+                if await done():
+                    return True
+    except (RedisError, OSError):
+        while loop.time() < deadline:
+            if await done():
+                return True
+            await asyncio.sleep(min(recheck_every, max(0.0, deadline - loop.time())))
+    return await done()

@@ -1,0 +1,31 @@
+"""The root typer app: server commands, database and user administration, and the HTTP client commands."""
+
+from __future__ import annotations
+
+import typer
+
+from jobrelay.cli import db as db_commands
+from jobrelay.cli import jobs as jobs_commands
+from jobrelay.cli import me as me_commands
+from jobrelay.cli import server as server_commands
+from jobrelay.cli import submit as submit_commands
+from jobrelay.cli import users as users_commands
+
+app = typer.Typer(
+    name="jobrelay",
+    help="jobrelay: submit slow work, get 202 and an id, follow it to the end.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+server_commands.register(app)
+app.add_typer(db_commands.db_app, name="db")
+app.add_typer(users_commands.users_app, name="users")
+app.add_typer(submit_commands.submit_app, name="submit")
+app.add_typer(jobs_commands.jobs_app, name="jobs")
+app.add_typer(me_commands.me_app, name="me")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,341 @@
+"""SQL for jobs and their events.
+
+Every change of a job's status or progress goes through `change_job`, which updates the row and
+appends the matching event in one statement, so the event log and the row never disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jobrelay.db.models import job_events_table as events
+from jobrelay.db.models import jobs_table as jobs
+from jobrelay.db.models import users_table as users
+
+JobRow = Row[*tuple[Any, ...]]
+ACTIVE_STATUSES = ("queued", "processing")
+TERMINAL_STATUSES = ("completed", "failed", "canceled")
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """The event stored with a change; status and progress are read back from the updated row."""
+
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChangedJob:
+    job: JobRow
+    event: dict[str, Any]
+
+
+def _event_from(row: JobRow) -> dict[str, Any]:
+    return {
+        "id": row.event_id,
+        "job_id": row.id,
+        "type": row.event_type,
+        "status": row.status,
+        "progress": row.progress,
+        "message": row.message,
+        "at": row.event_at,
+        "data": row.event_data,
+    }
+
+
+async def insert_job(conn: AsyncConnection, values: dict[str, Any]) -> ChangedJob:
+    """Insert a job and its first event in one round trip."""
+    new_job = insert(jobs).values(**values).returning(*jobs.c).cte("new_job")
+    changed: ChangedJob = await _with_event(conn, new_job, EventSpec("status"))
+    return changed
+
+
+async def change_job(
+    conn: AsyncConnection,
+    job_id: uuid.UUID,
+    *,
+    values: dict[str, Any],
+    where: Iterable[ColumnElement[bool]] = (),
+    event: EventSpec | None,
+) -> ChangedJob | JobRow | None:
+    """Conditionally update one job; with `event`, append it. None when the condition failed."""
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id == job_id, *where)
+        .values(updated_at=func.now(), **values)
+        .returning(*jobs.c)
+    )
+    if event is None:
+        return (await conn.execute(stmt)).first()
+    result: ChangedJob | None = await _with_event(conn, stmt.cte("changed"), event)
+    return result
+
+
+async def _with_event(conn: AsyncConnection, source: Any, event: EventSpec) -> Any:
+    new_event = (
+        insert(events)
+        .from_select(
+            ["job_id", "type", "status", "progress", "message", "attempt", "data"],
+            select(
+                source.c.id,
+                literal(event.type),
+                source.c.status,
+                source.c.progress,
+                source.c.message,
+                source.c.attempts,
+                literal(event.data, type_=JSONB),
+            ),
+        )
+        .returning(
+            events.c.id.label("event_id"),
+            events.c.at.label("event_at"),
+            events.c.type.label("event_type"),
+            events.c.data.label("event_data"),
+        )
+        .cte("new_event")
+    )
+    row = (await conn.execute(select(source, new_event).select_from(source, new_event))).first()
+    if row is None:
+        return None
+    return ChangedJob(job=row, event=_event_from(row))
+
+
+async def get_job(conn: AsyncConnection, job_id: uuid.UUID) -> JobRow | None:
+    return (await conn.execute(select(*jobs.c).where(jobs.c.id == job_id))).first()
+
+
+async def get_job_for_update(conn: AsyncConnection, job_id: uuid.UUID) -> JobRow | None:
+    return (
+        await conn.execute(select(*jobs.c).where(jobs.c.id == job_id).with_for_update())
+    ).first()
+
+
+async def find_by_idempotency_key(
+    conn: AsyncConnection, *, user_id: int, key: str, since: dt.datetime
+) -> JobRow | None:
+    stmt = (
+        select(*jobs.c)
+        .where(
+            jobs.c.user_id == user_id,
+            jobs.c.idempotency_key == key,
+            jobs.c.created_at > since,
+        )
+        .order_by(jobs.c.created_at.desc())
+        .limit(1)
+    )
+    return (await conn.execute(stmt)).first()
+
+
+async def try_lock(conn: AsyncConnection, namespace: int, key: str) -> bool:
+    """A transaction-scoped advisory lock on (namespace, hash of key); False if someone holds it."""
+    stmt = select(func.pg_try_advisory_xact_lock(namespace, func.hashtext(key)))
+    return bool((await conn.execute(stmt)).scalar_one())
+
+
+async def lock_user(conn: AsyncConnection, user_id: int) -> None:
+    await conn.execute(select(func.pg_advisory_xact_lock(1, user_id)))
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    *,
+    user_id: int | None,
+    kind: str | None,
+    status: str | None,
+    limit: int,
+    after: tuple[dt.datetime, uuid.UUID] | None,
+) -> Sequence[JobRow]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    stmt = select(*jobs.c).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+    if user_id is not None:
+        stmt = stmt.where(jobs.c.user_id == user_id)
+    if kind is not None:
+        stmt = stmt.where(jobs.c.kind == kind)
+    if status is not None:
+        stmt = stmt.where(jobs.c.status == status)
+    if after is not None:
+        stmt = stmt.where(tuple_(jobs.c.created_at, jobs.c.id) < tuple_(*after))
+    return (await conn.execute(stmt)).all()
+
+
+async def list_events(
+    conn: AsyncConnection, job_id: uuid.UUID, *, after_id: int = 0, limit: int = 10_000
+) -> Sequence[JobRow]:
+    stmt = (
+        select(*events.c)
+        .where(events.c.job_id == job_id, events.c.id > after_id)
+        .order_by(events.c.id)
+        .limit(limit)
+    )
+    return (await conn.execute(stmt)).all()
+
+
+async def get_user_role(conn: AsyncConnection, job_id: uuid.UUID) -> JobRow | None:
+    stmt = (
+        select(jobs.c.user_id, jobs.c.status, jobs.c.parked, users.c.role)
+        .join(users, users.c.id == jobs.c.user_id)
+        .where(jobs.c.id == job_id)
+    )
+    return (await conn.execute(stmt)).first()
+
+
+async def count_running(conn: AsyncConnection, user_id: int) -> int:
+    stmt = select(func.count()).where(jobs.c.user_id == user_id, jobs.c.status == "processing")
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def unpark_next(conn: AsyncConnection, *, user_id: int, limit: int) -> list[uuid.UUID]:
+    """Hand free running slots of a user to its oldest parked jobs; returns the ids to enqueue."""
+    busy = (
+        select(func.count())
+        .where(
+            jobs.c.user_id == user_id,
+            or_(jobs.c.status == "processing", and_(jobs.c.status == "queued", ~jobs.c.parked)),
+        )
+        .scalar_subquery()
+    )
+    candidates = (
+        select(jobs.c.id)
+        .where(jobs.c.user_id == user_id, jobs.c.status == "queued", jobs.c.parked)
+        .order_by(jobs.c.created_at, jobs.c.id)
+        .limit(func.greatest(literal(limit) - busy, 0))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id.in_(candidates))
+        .values(parked=False, updated_at=func.now())
+        .returning(jobs.c.id)
+    )
+    return list((await conn.execute(stmt)).scalars())
+
+
+async def users_with_parked_jobs(conn: AsyncConnection) -> list[int]:
+    stmt = select(jobs.c.user_id).where(jobs.c.status == "queued", jobs.c.parked).distinct()
+    return [int(u) for u in (await conn.execute(stmt)).scalars()]
+
+
+async def dispatchable_job_ids(
+    conn: AsyncConnection, *, older_than: dt.datetime
+) -> list[uuid.UUID]:
+    """Jobs a worker should hold: queued and not parked, or processing with an expired lease."""
+    stmt = select(jobs.c.id).where(
+        jobs.c.updated_at < older_than,
+        or_(
+            and_(jobs.c.status == "queued", ~jobs.c.parked),
+            and_(jobs.c.status == "processing", jobs.c.lease_expires_at < func.now()),
+        ),
+    )
+    return list((await conn.execute(stmt)).scalars())
+
+
+async def overdue_job_ids(conn: AsyncConnection) -> list[uuid.UUID]:
+    stmt = select(jobs.c.id).where(jobs.c.status == "processing", jobs.c.deadline_at < func.now())
+    return list((await conn.execute(stmt)).scalars())
+
+
+async def now(conn: AsyncConnection) -> dt.datetime:
+    value: dt.datetime = (await conn.execute(text("SELECT now()"))).scalar_one()
+    return value
+
+
+def is_attempt(attempt: int) -> ColumnElement[bool]:
+    """Fences writes to the attempt that made them: a superseded worker changes nothing."""
+    return jobs.c.attempts == attempt
+
+
+def is_claimable() -> ColumnElement[bool]:
+    """Queued and not parked, or processing under a lease that expired (its worker is gone)."""
+    return or_(
+        and_(jobs.c.status == "queued", ~jobs.c.parked),
+        and_(jobs.c.status == "processing", jobs.c.lease_expires_at < func.now()),
+    )
+
+
+def has_attempts_left() -> ColumnElement[bool]:
+    return jobs.c.attempts < jobs.c.max_attempts
+
+
+def is_lease_expired() -> ColumnElement[bool]:
+    return and_(jobs.c.status == "processing", jobs.c.lease_expires_at < func.now())
+
+
+def seconds_from_now(seconds: float) -> Any:
+    return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+
+
+def next_attempt() -> Any:
+    return jobs.c.attempts + 1
+
+
+def started_at_or_now() -> Any:
+    return func.coalesce(jobs.c.started_at, func.now())
+
+
+def deadline_or(seconds_expression: Any) -> Any:
+    return func.coalesce(jobs.c.deadline_at, seconds_expression)
+
+
+def deadline_from_job() -> Any:
+    return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, jobs.c.deadline_seconds)
+
+
+async def renew_lease(
+    conn: AsyncConnection, job_id: uuid.UUID, *, attempt: int, seconds: float
+) -> bool:
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == "processing", jobs.c.attempts == attempt)
+        .values(lease_expires_at=seconds_from_now(seconds))
+        .returning(jobs.c.id)
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def park(conn: AsyncConnection, job_id: uuid.UUID) -> bool:
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == "queued", ~jobs.c.parked)
+        .values(parked=True, updated_at=func.now())
+        .returning(jobs.c.id)
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def stranded_jobs(conn: AsyncConnection, *, quiet_for_seconds: float) -> Sequence[JobRow]:
+    """Jobs some worker should be holding, untouched for a while: queued and not parked, or
+    processing under an expired lease. The reconciler checks these against Redis."""
+    stmt = select(jobs.c.id, jobs.c.status).where(
+        jobs.c.updated_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, quiet_for_seconds),
+        or_(
+            and_(jobs.c.status == "queued", ~jobs.c.parked),
+            and_(jobs.c.status == "processing", jobs.c.lease_expires_at < func.now()),
+        ),
+    )
+    return (await conn.execute(stmt)).all()
+
+
+def is_overdue() -> ColumnElement[bool]:
+    return and_(jobs.c.status == "processing", jobs.c.deadline_at < func.now())

@@ -1,0 +1,64 @@
+"""Liveness and readiness. Readiness names what is down so an operator knows where to look."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from jobrelay.dependencies import ServicesDep
+from jobrelay.errors import error_body
+from jobrelay.services import Services
+
+router = APIRouter(tags=["health"])
+
+
+async def _check_postgres(services: Services) -> str | None:
+    try:
+        async with asyncio.timeout(3):
+            async with services.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return None
+
+
+async def _check_redis(services: Services) -> str | None:
+    try:
+        async with asyncio.timeout(3):
+            await services.redis.ping()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return None
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: PostgreSQL and Redis",
+    responses={503: {"description": "A dependency is down; `details` names it."}},
+)
+async def readyz(services: ServicesDep) -> Any:
+    postgres, redis = await asyncio.gather(_check_postgres(services), _check_redis(services))
+    checks = {
+        "postgres": "ok" if postgres is None else "down",
+        "redis": "ok" if redis is None else "down",
+    }
+    down = [
+        {"component": name, "error": err}
+        for name, err in (("postgres", postgres), ("redis", redis))
+        if err is not None
+    ]
+    if down:
+        names = " and ".join(d["component"] for d in down)
+        body = error_body("not_ready", f"Not ready: {names} unavailable.", down)
+        body["checks"] = checks
+        return JSONResponse(body, status_code=503)
+    return {"status": "ready", "checks": checks}

@@ -1,0 +1,146 @@
+"""Exception handlers: every 4xx/5xx leaves in the contract's shape, never as a bare 500 for bad input.
+
+Failures of PostgreSQL or Redis become 503 naming what is down, so clients retry instead of guessing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jobrelay.errors import AppError, error_body
+
+logger = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+OPENAPI_ERROR = {
+    "description": "Error",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message", "details"],
+                        "properties": {
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                            "details": {"type": "array", "items": {}},
+                        },
+                    }
+                },
+            }
+        }
+    },
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the errors an operation can answer."""
+    return {code: OPENAPI_ERROR for code in codes}
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return _json(exc.status_code, exc.body(), exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = []
+    for err in exc.errors():
+        details.append(
+            {"loc": list(err.get("loc", [])), "msg": str(err.get("msg")), "type": err.get("type")}
+        )
+    is_json_error = any(d["type"] == "json_invalid" for d in details)
+    message = (
+        "The request body is not valid JSON."
+        if is_json_error
+        else "The request is not valid: "
+        + "; ".join(f"{'.'.join(str(p) for p in d['loc'])}: {d['msg']}" for d in details[:5])
+    )
+    code = "invalid_json" if is_json_error else "validation_error"
+    return _json(422, error_body(code, message, details))
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return _json(exc.status_code, error_body(code, message), dict(exc.headers or {}))
+
+
+async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %s", exc)
+    return _json(
+        503,
+        error_body("database_unavailable", "PostgreSQL is unavailable; retry shortly."),
+        {"Retry-After": "5"},
+    )
+
+
+async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
+    logger.warning("redis unavailable: %s", exc)
+    return _json(
+        503,
+        error_body("redis_unavailable", "Redis is unavailable; retry shortly."),
+        {"Retry-After": "5"},
+    )
+
+
+async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+        return await _database_down(request, exc)
+    return await _unexpected(request, exc)
+
+
+async def _os_error(request: Request, exc: Exception) -> JSONResponse:
+    return await _database_down(request, exc)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error", exc_info=exc)
+    return _json(500, error_body("internal_error", "Something went wrong on our side."))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RedisConnectionError, _redis_down)
+    app.add_exception_handler(RedisTimeoutError, _redis_down)
+    app.add_exception_handler(PoolTimeoutError, _database_down)
+    app.add_exception_handler(DBAPIError, _dbapi_error)
+    app.add_exception_handler(ConnectionError, _os_error)
+    app.add_exception_handler(TimeoutError, _database_down)
+    app.add_exception_handler(Exception, _unexpected)

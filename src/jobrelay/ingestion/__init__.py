@@ -1,0 +1,1 @@
+"""`records.ingest`: bulk ingestion of student records."""

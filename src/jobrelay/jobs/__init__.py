@@ -1,0 +1,1 @@
+"""Jobs: submit, read, list, cancel, retry; the state machine every writer obeys."""

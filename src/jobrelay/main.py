@@ -1,0 +1,72 @@
+"""The FastAPI application: `create_app()` wires routers, errors and the process's services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from jobrelay import __version__
+from jobrelay.config import Settings, get_settings
+from jobrelay.health import router as health_router
+from jobrelay.http_errors import install_error_handlers
+from jobrelay.jobs.router import router as jobs_router
+from jobrelay.middleware import BodyLimitMiddleware
+from jobrelay.services import Services
+from jobrelay.users.router import me_router, users_router
+
+DESCRIPTION = """
+Submit slow work and get `202` with a job id in milliseconds; follow it by polling, a live event
+stream, a signed webhook, the CLI or the dashboard.
+
+Authenticate with `Authorization: Bearer <api key>`. Every error has the shape
+`{"error": {"code", "message", "details"}}`.
+"""
+
+TAGS = [
+    {"name": "jobs", "description": "Submit, follow, cancel and retry jobs."},
+    {"name": "callbacks", "description": "Where an external AI generator reports back."},
+    {"name": "me", "description": "The caller and its webhook secret."},
+    {"name": "users", "description": "Users and API keys (admin)."},
+    {"name": "health", "description": "Liveness, readiness, metrics and stats."},
+]
+
+
+def _operation_id(route: APIRoute) -> str:
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}".replace("_", "-")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await Services.open(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="jobrelay",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(jobs_router)
+    app.include_router(me_router)
+    app.include_router(users_router)
+    app.include_router(health_router)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return app

@@ -1,0 +1,95 @@
+"""The only producer-side ARQ code: enqueue, abort, inspect.
+
+Every job is enqueued as the ARQ function `run_job` with `_job_id` = the job's id, so enqueueing
+twice is harmless. PostgreSQL stays the source of truth; what Redis loses, the reconciler restores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from arq import ArqRedis, create_pool
+from arq.connections import RedisSettings
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix
+from arq.worker import Retry
+
+from jobrelay.config import Settings
+
+RUN_JOB = "run_job"
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    base = RedisSettings.from_dsn(settings.redis_url)
+    base.conn_timeout = max(1, int(settings.redis_timeout))
+    base.conn_retries = 1
+    base.conn_retry_delay = 0
+    return base
+
+
+def retry_later(delay_seconds: float) -> Retry:
+    """The exception a worker function raises to run the same ARQ job again after a delay."""
+    return Retry(defer=dt.timedelta(seconds=delay_seconds))
+
+
+class Queue:
+    """Producer side of the job queue."""
+
+    def __init__(self, pool: ArqRedis, queue_name: str) -> None:
+        self.pool = pool
+        self.queue_name = queue_name
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> Queue:
+        pool = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
+        return cls(pool, settings.queue_name)
+
+    async def close(self) -> None:
+        await self.pool.aclose()
+
+    async def enqueue_job(self, job_id: uuid.UUID | str, *, defer_seconds: float = 0) -> bool:
+        """Put a job on the queue; False when ARQ already holds it (which is fine)."""
+        key = str(job_id)
+        await self.pool.zrem(abort_jobs_ss, key)
+        job = await self.pool.enqueue_job(
+            RUN_JOB, key, _job_id=key, _defer_by=defer_seconds or None
+        )
+        return job is not None
+
+    async def enqueue_task(
+        self, function: str, *args: Any, task_id: str | None = None, defer_seconds: float = 0
+    ) -> bool:
+        """Enqueue a helper task (webhook delivery and the like) by function name."""
+        job = await self.pool.enqueue_job(
+            function, *args, _job_id=task_id, _defer_by=defer_seconds or None
+        )
+        return job is not None
+
+    async def abort(self, job_id: uuid.UUID | str) -> None:
+        """Ask the worker running this job to cancel its task (ARQ's abort set)."""
+        await self.pool.zadd(abort_jobs_ss, {str(job_id): int(time.time() * 1000)})
+
+    async def held(self, job_ids: Iterable[uuid.UUID | str]) -> set[str]:
+        """Which of these jobs Redis still holds (queued, deferred or running)."""
+        keys = [str(j) for j in job_ids]
+        if not keys:
+            return set()
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.exists(job_key_prefix + key)
+            found = await pipe.execute()
+        return {key for key, exists in zip(keys, found, strict=True) if exists}
+
+    async def release_stale(self, job_id: uuid.UUID | str) -> None:
+        """Forget a dead worker's claim so another worker picks the job up now, not after ARQ's
+        in-progress timeout; PostgreSQL's lease already says that worker is gone."""
+        await self.pool.delete(in_progress_key_prefix + str(job_id))
+
+    async def depth(self) -> int:
+        return int(await self.pool.zcard(self.queue_name))
+
+    async def ping(self) -> bool:
+        return bool(await self.pool.ping())

@@ -1,0 +1,61 @@
+"""What a job body sees: its input, its owner, and one reporter for progress."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from jobrelay.config import Settings
+from jobrelay.db import jobs as jobs_db
+from jobrelay.db.jobs import JobRow
+from jobrelay.jobs import lifecycle
+from jobrelay.runtime.errors import JobGone
+from jobrelay.services import Services
+from jobrelay.tx import transaction
+
+
+@dataclass
+class JobContext:
+    services: Services
+    job: JobRow
+
+    @property
+    def job_id(self) -> uuid.UUID:
+        return uuid.UUID(str(self.job.id))
+
+    @property
+    def attempt(self) -> int:
+        return int(self.job.attempts)
+
+    @property
+    def input(self) -> dict[str, Any]:
+        value: dict[str, Any] = self.job.input
+        return value
+
+    @property
+    def user_id(self) -> int:
+        return int(self.job.user_id)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    async def progress(
+        self, progress: int, message: str, *, data: dict[str, Any] | None = None
+    ) -> None:
+        """Store, publish and stream a step; renews the lease. Raises JobGone if the job was
+        canceled or another attempt took over, which stops the body."""
+        async with transaction(self.services) as tx:
+            row = await lifecycle.report_progress(
+                tx,
+                self.job_id,
+                progress=progress,
+                message=message,
+                where=[jobs_db.is_attempt(self.attempt)],
+                values={"lease_expires_at": jobs_db.seconds_from_now(self.settings.lease_seconds)},
+                data=data,
+            )
+        if row is None:
+            raise JobGone()
+        self.job = row

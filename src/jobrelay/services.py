@@ -1,0 +1,47 @@
+"""Process-wide resources shared by the API and the worker: engine, Redis, queue, HTTP client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jobrelay.config import Settings
+from jobrelay.db.engine import make_engine
+from jobrelay.queue import Queue
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    redis: Redis
+    queue: Queue
+    http: httpx.AsyncClient
+
+    @classmethod
+    async def open(cls, settings: Settings, *, pool_size: int | None = None) -> Services:
+        if not settings.redis_url:
+            raise RuntimeError("JOBRELAY_REDIS_URL is not set")
+        engine = make_engine(settings, pool_size=pool_size)
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout,
+            socket_connect_timeout=settings.redis_timeout,
+            health_check_interval=30,
+        )
+        queue = await Queue.connect(settings)
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, connect=5.0),
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+        return cls(settings=settings, engine=engine, redis=redis, queue=queue, http=http)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.queue.close()
+        await self.redis.aclose()
+        await self.engine.dispose()

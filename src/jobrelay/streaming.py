@@ -1,0 +1,116 @@
+"""Server-sent events for one job: stored events first, then live ones, until the terminal event.
+
+Live events come from Redis pub/sub, so any API process can serve a job run by any worker. Pub/sub
+is lossy by nature, so the stream also re-reads PostgreSQL whenever it is idle; ids deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+from redis.exceptions import RedisError
+
+from jobrelay import broadcast
+from jobrelay.db import jobs as jobs_db
+from jobrelay.jobs.schemas import EventOut
+from jobrelay.jobs.states import is_terminal
+from jobrelay.services import Services
+
+KEEPALIVE_SECONDS = 15.0
+RECHECK_SECONDS = 2.0
+
+
+def _frame(event: dict[str, Any]) -> str:
+    return f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+
+async def _stored_after(
+    services: Services, job_id: uuid.UUID, after_id: int
+) -> list[dict[str, Any]]:
+    async with services.engine.connect() as conn:
+        rows = await jobs_db.list_events(conn, job_id, after_id=after_id)
+    return [EventOut.model_validate(r, from_attributes=True).model_dump(mode="json") for r in rows]
+
+
+async def _job_finished(services: Services, job_id: uuid.UUID) -> bool:
+    async with services.engine.connect() as conn:
+        row = await jobs_db.get_job(conn, job_id)
+    return row is None or is_terminal(row.status)
+
+
+async def follow(
+    services: Services, job_id: uuid.UUID, *, after_id: int, request: Request | None = None
+) -> AsyncIterator[str]:
+    """Yield SSE frames; returns after the terminal event has been sent."""
+    last_id = after_id
+    loop = asyncio.get_running_loop()
+    idle_since = loop.time()
+
+    async def catch_up() -> tuple[list[str], bool]:
+        nonlocal last_id
+        frames, ended = [], False
+        for event in await _stored_after(services, job_id, last_id):
+            last_id = event["id"]
+            frames.append(_frame(event))
+            ended = ended or (is_terminal(event["status"]) and event["type"] == "status")
+        return frames, ended
+
+    try:
+        async with broadcast.subscription(services.redis, job_id) as pubsub:
+            frames, ended = await catch_up()
+            for frame in frames:
+                yield frame
+            if ended or await _job_finished(services, job_id):
+                return
+            while True:
+                if request is not None and await request.is_disconnected():
+                    return
+                try:
+                    live = await broadcast.next_event(pubsub, RECHECK_SECONDS)
+                except (RedisError, OSError):
+                    live = None
+                    await asyncio.sleep(RECHECK_SECONDS)
+                if live is not None and int(live["id"]) <= last_id:
+                    continue
+                if live is not None and int(live["id"]) == last_id + 1:
+                    last_id = int(live["id"])
+                    idle_since = loop.time()
+                    yield _frame(live)
+                    if live["type"] == "status" and is_terminal(live["status"]):
+                        return
+                    continue
+                frames, ended = await catch_up()
+                for frame in frames:
+                    yield frame
+                if frames:
+                    idle_since = loop.time()
+                if ended:
+                    return
+                if loop.time() - idle_since >= KEEPALIVE_SECONDS:
+                    idle_since = loop.time()
+                    yield ": keep-alive\n\n"
+    except (RedisError, OSError):
+        while True:
+            frames, ended = await catch_up()
+            for frame in frames:
+                yield frame
+            if ended or await _job_finished(services, job_id):
+                return
+            await asyncio.sleep(RECHECK_SECONDS)
+            yield ": keep-alive\n\n"
+
+
+def event_stream_response(
+    services: Services, job_id: uuid.UUID, *, after_id: int, request: Request
+) -> StreamingResponse:
+    return StreamingResponse(
+        follow(services, job_id, after_id=after_id, request=request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,56 @@
+"""A transaction with after-commit work: events are published and jobs enqueued only once the
+rows they describe are committed, so no listener or worker sees a job that is not there."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jobrelay import broadcast
+from jobrelay.db.jobs import ChangedJob, JobRow
+from jobrelay.services import Services
+
+logger = logging.getLogger(__name__)
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Tx:
+    conn: AsyncConnection
+    events: list[dict[str, Any]] = field(default_factory=list)
+    enqueue: list[uuid.UUID] = field(default_factory=list)
+    abort: list[uuid.UUID] = field(default_factory=list)
+    after: list[AfterCommit] = field(default_factory=list)
+
+    def record(self, changed: ChangedJob) -> JobRow:
+        """Keep the change's event for publishing after commit; hand back the job row."""
+        self.events.append(changed.event)
+        return changed.job
+
+
+@asynccontextmanager
+async def transaction(services: Services) -> AsyncIterator[Tx]:
+    async with services.engine.begin() as conn:
+        tx = Tx(conn)
+        yield tx
+    await _after_commit(services, tx)
+
+
+async def _after_commit(services: Services, tx: Tx) -> None:
+    await broadcast.publish(services.redis, tx.events)
+    try:
+        for job_id in tx.abort:
+            await services.queue.abort(job_id)
+        for job_id in tx.enqueue:
+            await services.queue.enqueue_job(job_id)
+    except (RedisError, OSError) as exc:
+        logger.warning("queue unavailable after commit, the reconciler will catch up: %s", exc)
+    for hook in tx.after:
+        await hook()

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: signed job notifications, retried and recorded."""
