@@ -15,6 +15,7 @@ from arq.worker import Worker
 from jobrelay.config import Settings, get_settings
 from jobrelay.prompts import tasks as prompt_tasks
 from jobrelay.queue import RUN_JOB, redis_settings, retry_later
+from jobrelay.quizzes import tasks as quiz_tasks
 from jobrelay.runtime import maintenance, runner
 from jobrelay.runtime.registry import KindRunner
 from jobrelay.services import Services
@@ -23,6 +24,7 @@ logger = logging.getLogger("jobrelay.worker")
 
 REGISTRY: dict[str, KindRunner] = {
     "prompt.generate": prompt_tasks.RUNNER,
+    "quiz.generate": quiz_tasks.RUNNER,
 }
 
 
