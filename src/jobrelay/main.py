@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from jobrelay import __version__
+from jobrelay.callbacks.router import router as callbacks_router
 from jobrelay.config import Settings, get_settings
 from jobrelay.health import router as health_router
 from jobrelay.http_errors import install_error_handlers
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(jobs_router)
+    app.include_router(callbacks_router)
     app.include_router(me_router)
     app.include_router(users_router)
     app.include_router(health_router)

@@ -1,0 +1,1 @@
+"""Callbacks from the external AI generator: authentication, audit, and applying them once."""
