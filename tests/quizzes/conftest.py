@@ -5,75 +5,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from jobrelay import signing
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from jobrelay.embedded import free_tcp_port
+from tests.support.processes import base_env, generator_process
 
 
 @contextlib.contextmanager
-def generator_process(**env: str) -> Iterator[str]:
-    """Run `jobrelay.generator` under uvicorn with `JOBRELAY_*` overrides; yield its base URL."""
-    port = free_port()
-    environment = {**os.environ, **{f"JOBRELAY_{k.upper()}": v for k, v in env.items()}}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "jobrelay.generator.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=environment,
-    )
-    url = f"http://127.0.0.1:{port}"
+def generator_running(**env: str) -> Iterator[str]:
+    """`jobrelay generator` as a real process with `JOBRELAY_*` overrides; yields its URL."""
+    proc = generator_process(
+        base_env({f"JOBRELAY_{name.upper()}": value for name, value in env.items()})
+    ).start()
     try:
-        _wait_healthy(url, process)
-        yield url
+        proc.wait_http("/health")
+        assert proc.url is not None
+        yield proc.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(200):
-        if process.poll() is not None:
-            raise RuntimeError(f"generator exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=0.05)
-    raise RuntimeError("generator did not become healthy")
+        proc.stop()
 
 
 @dataclass
@@ -108,7 +64,7 @@ class Recorder:
 @contextlib.asynccontextmanager
 async def recording_server() -> AsyncIterator[Recorder]:
     """A real HTTP server on a free port that stands in for the service's callback routes."""
-    port = free_port()
+    port = free_tcp_port()
     recorder = Recorder(url=f"http://127.0.0.1:{port}")
     app = FastAPI()
 
@@ -156,7 +112,7 @@ def module_generator() -> Iterator[StartGenerator]:
     with contextlib.ExitStack() as stack:
 
         def start(**env: str) -> str:
-            return stack.enter_context(generator_process(**env))
+            return stack.enter_context(generator_running(**env))
 
         yield start
 
@@ -167,7 +123,7 @@ def start_generator() -> Iterator[StartGenerator]:
     with contextlib.ExitStack() as stack:
 
         def start(**env: str) -> str:
-            return stack.enter_context(generator_process(**env))
+            return stack.enter_context(generator_running(**env))
 
         yield start
 
