@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from jobrelay import __version__
 from jobrelay.callbacks.router import router as callbacks_router
 from jobrelay.config import Settings, get_settings
+from jobrelay.dashboard.router import router as dashboard_router
 from jobrelay.health import router as health_router
 from jobrelay.http_errors import install_error_handlers
 from jobrelay.jobs.router import router as jobs_router
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(me_router)
     app.include_router(users_router)
     app.include_router(health_router)
+    app.include_router(dashboard_router, include_in_schema=False)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

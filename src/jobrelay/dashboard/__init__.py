@@ -1,0 +1,1 @@
+"""The web dashboard: a page and its static files, a pure client of the HTTP API."""
