@@ -264,13 +264,17 @@ async def _apply(
     return reply
 
 
+def _not_processing(job: JobRow) -> Conflict:
+    return Conflict(
+        f"The job is {job.status}; it takes no more callbacks.",
+        code="job_finished" if job.status != JobStatus.QUEUED.value else "job_not_started",
+        details=[{"status": job.status}],
+    )
+
+
 def _check_acceptable(job: JobRow, body: CallbackBody) -> None:
     if job.status != JobStatus.PROCESSING.value:
-        raise Conflict(
-            f"The job is {job.status}; it takes no more callbacks.",
-            code="job_finished" if job.status != JobStatus.QUEUED.value else "job_not_started",
-            details=[{"status": job.status}],
-        )
+        raise _not_processing(job)
     task_id = body.worker_task_id
     if task_id is not None and job.external_id and task_id not in (job.external_id, str(job.id)):
         raise Conflict(
@@ -295,12 +299,15 @@ async def _progress(tx: Tx, job: JobRow, body: ProgressCallback) -> Reply:
         values=_external_id(job, body),
         data={"source": "callback"},
     )
-    progress = int(row.progress) if row is not None else int(job.progress)
-    return Reply(200, {"status": "ok", "progress": progress, "task_id": _task_of(job, body)})
+    if row is None:
+        raise _not_processing(job)
+    return Reply(
+        200, {"status": "ok", "progress": int(row.progress), "task_id": _task_of(job, body)}
+    )
 
 
 async def _fail(services: Services, tx: Tx, job: JobRow, body: FailureCallback) -> Reply:
-    await lifecycle.move(
+    failed = await lifecycle.move(
         tx,
         job.id,
         JobStatus.FAILED,
@@ -312,6 +319,8 @@ async def _fail(services: Services, tx: Tx, job: JobRow, body: FailureCallback) 
         data={"source": "callback"},
         max_running_per_user=services.settings.max_running_per_user,
     )
+    if failed is None:
+        raise _not_processing(job)
     return Reply(200, {"status": "ok", "task_id": _task_of(job, body), "user_id": job.user_id})
 
 
@@ -345,7 +354,7 @@ async def _complete(
         "processing_time_sec": _processing_time(job, body),
         "task_id": _task_of(job, body),
     }
-    await lifecycle.move(
+    completed = await lifecycle.move(
         tx,
         job.id,
         JobStatus.COMPLETED,
@@ -354,6 +363,8 @@ async def _complete(
         data={"source": "callback", "questions_created": len(stored)},
         max_running_per_user=services.settings.max_running_per_user,
     )
+    if completed is None:
+        raise _not_processing(job)
     return Reply(
         201,
         {
