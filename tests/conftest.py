@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +80,9 @@ def settings_env(database_url: str, redis_url: str) -> dict[str, str]:
 
 
 def settings_from_env(env: dict[str, str]) -> Settings:
-    values = {k.removeprefix("JOBRELAY_").lower(): v for k, v in env.items() if k.startswith("JOBRELAY_")}
+    values = {
+        k.removeprefix("JOBRELAY_").lower(): v for k, v in env.items() if k.startswith("JOBRELAY_")
+    }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
@@ -126,7 +129,9 @@ class Stack:
         }
 
 
-def start_stack(env: dict[str, str], admin_key: str, *, workers: int = 1, generator: bool = True) -> Stack:
+def start_stack(
+    env: dict[str, str], admin_key: str, *, workers: int = 1, generator: bool = True
+) -> Stack:
     env = dict(env)
     gen = None
     if generator:
@@ -160,6 +165,7 @@ def spawn_stack(settings_env: dict[str, str], admin_key: str) -> Iterator[Callab
     started: list[Stack] = []
 
     def spawn(*, workers: int = 1, generator: bool = False, **overrides: str) -> Stack:
+        overrides.setdefault("queue_name", f"jobrelay:queue:{uuid.uuid4().hex[:8]}")
         env = {**settings_env, **{f"JOBRELAY_{k.upper()}": str(v) for k, v in overrides.items()}}
         started.append(start_stack(env, admin_key, workers=workers, generator=generator))
         return started[-1]

@@ -52,13 +52,12 @@ async def readyz(services: ServicesDep) -> Any:
         "redis": "ok" if redis is None else "down",
     }
     down = [
-        {"component": name, "error": err}
+        {"component": name, "status": "down", "error": err}
         for name, err in (("postgres", postgres), ("redis", redis))
         if err is not None
     ]
     if down:
         names = " and ".join(d["component"] for d in down)
         body = error_body("not_ready", f"Not ready: {names} unavailable.", down)
-        body["checks"] = checks
-        return JSONResponse(body, status_code=503)
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
     return {"status": "ready", "checks": checks}

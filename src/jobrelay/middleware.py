@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobrelay.errors import error_body
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from `receive`; FastAPI lets HTTPExceptions through its body parsing."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            413, detail=f"The request body is larger than the limit of {max_bytes} bytes."
+        )
 
 
 class BodyLimitMiddleware:
@@ -42,7 +48,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -72,7 +78,6 @@ class BodyLimitMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
                 ],
             }
         )

@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from arq import ArqRedis, create_pool
+from arq import ArqRedis
 from arq.connections import RedisSettings
+from redis.asyncio import ConnectionPool
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix
 from arq.worker import Retry
 
@@ -44,7 +45,13 @@ class Queue:
 
     @classmethod
     async def connect(cls, settings: Settings) -> Queue:
-        pool = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
+        """Lazy: no round trip here, so an API process starts (and reports 503) while Redis is down."""
+        connections = ConnectionPool.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout,
+            socket_connect_timeout=settings.redis_timeout,
+        )
+        pool = ArqRedis(connections, default_queue_name=settings.queue_name)
         return cls(pool, settings.queue_name)
 
     async def close(self) -> None:

@@ -15,7 +15,9 @@ import redis
 
 from jobrelay.embedded import EmbeddedServices, start_embedded
 
-LOCAL_POSTGRES = os.environ.get("JOBRELAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+LOCAL_POSTGRES = os.environ.get(
+    "JOBRELAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 LOCAL_REDIS = os.environ.get("JOBRELAY_TEST_REDIS", "redis://127.0.0.1:6379")
 REDIS_DBS = range(1, 16)
 

@@ -27,7 +27,9 @@ async def wait_for_status(
     raise AssertionError(f"job {job_id} still {job.get('status')} after {timeout}s: {job}")
 
 
-async def submit(client: httpx.AsyncClient, kind: str, job_input: dict[str, Any], **body: Any) -> dict[str, Any]:
+async def submit(
+    client: httpx.AsyncClient, kind: str, job_input: dict[str, Any], **body: Any
+) -> dict[str, Any]:
     response = await client.post("/v1/jobs", json={"kind": kind, "input": job_input, **body})
     assert response.status_code == 202, response.text
     result: dict[str, Any] = response.json()

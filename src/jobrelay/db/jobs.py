@@ -22,6 +22,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     tuple_,
     update,
 )
@@ -115,7 +116,8 @@ async def _with_event(conn: AsyncConnection, source: Any, event: EventSpec) -> A
         )
         .cte("new_event")
     )
-    row = (await conn.execute(select(source, new_event).select_from(source, new_event))).first()
+    both = source.join(new_event, true())
+    row = (await conn.execute(select(source, new_event).select_from(both))).first()
     if row is None:
         return None
     return ChangedJob(job=row, event=_event_from(row))
