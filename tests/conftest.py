@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from jobrelay.users.schemas import UserCreate
 from tests.support.backends import (
     Backends,
     RedisDbLease,
+    clone_database,
     create_database,
     drop_database,
     find_backends,
@@ -42,9 +42,17 @@ def backends() -> Iterator[Backends]:
 
 
 @pytest.fixture(scope="session")
-async def database_url(backends: Backends) -> AsyncIterator[str]:
+async def template_database(backends: Backends) -> AsyncIterator[str]:
+    """A migrated, empty database that each stack's database is cloned from."""
     name, url = await create_database(backends.postgres_admin_url)
     await asyncio.to_thread(upgrade, url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    yield name
+    await drop_database(backends.postgres_admin_url, name)
+
+
+@pytest.fixture(scope="session")
+async def database_url(backends: Backends, template_database: str) -> AsyncIterator[str]:
+    name, url = await clone_database(backends.postgres_admin_url, template_database)
     yield url
     await drop_database(backends.postgres_admin_url, name)
 
@@ -57,9 +65,8 @@ def redis_url(backends: Backends) -> Iterator[str]:
     lease.release()
 
 
-@pytest.fixture(scope="session")
-def settings_env(database_url: str, redis_url: str) -> dict[str, str]:
-    """The environment every process of this run gets: fast timings, private webhooks allowed."""
+def fast_settings_env(database_url: str, redis_url: str) -> dict[str, str]:
+    """The environment every process of a test stack gets: fast timings, private webhooks allowed."""
     return {
         "JOBRELAY_DATABASE_URL": database_url,
         "JOBRELAY_REDIS_URL": redis_url,
@@ -77,6 +84,11 @@ def settings_env(database_url: str, redis_url: str) -> dict[str, str]:
         "JOBRELAY_GENERATOR_RETRIES": "2",
         "JOBRELAY_LOG_LEVEL": "INFO",
     }
+
+
+@pytest.fixture(scope="session")
+def settings_env(database_url: str, redis_url: str) -> dict[str, str]:
+    return fast_settings_env(database_url, redis_url)
 
 
 def settings_from_env(env: dict[str, str]) -> Settings:
@@ -98,12 +110,20 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     await opened.close()
 
 
-@pytest.fixture(scope="session")
-async def admin_key(services: Services) -> str:
-    _, key = await users_service.create_user(
-        services, UserCreate(name="test-admin", role="admin", tokens=1_000_000)
-    )
+async def create_admin_key(settings: Settings) -> str:
+    opened = await Services.open(settings, pool_size=1)
+    try:
+        _, key = await users_service.create_user(
+            opened, UserCreate(name="test-admin", role="admin", tokens=1_000_000)
+        )
+    finally:
+        await opened.close()
     return key
+
+
+@pytest.fixture(scope="session")
+async def admin_key(settings: Settings) -> str:
+    return await create_admin_key(settings)
 
 
 @dataclass
@@ -120,6 +140,10 @@ class Stack:
     def api_url(self) -> str:
         assert self.api.url is not None
         return self.api.url
+
+    @property
+    def settings(self) -> Settings:
+        return settings_from_env(self.env)
 
     def cli_env(self, api_key: str | None = None) -> dict[str, str]:
         return {
@@ -160,19 +184,33 @@ def stack(settings_env: dict[str, str], admin_key: str) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def spawn_stack(settings_env: dict[str, str], admin_key: str) -> Iterator[Callable[..., Stack]]:
-    """Start an extra stack with different settings (e.g. a low rate limit); stopped after the test."""
-    started: list[Stack] = []
+async def spawn_stack(
+    backends: Backends, template_database: str
+) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
+    """Start an extra stack with its own database and Redis db and different settings (e.g. a
+    low rate limit), so settings of one stack never leak into another; stopped after the test."""
+    started: list[tuple[Stack, str, RedisDbLease]] = []
 
-    def spawn(*, workers: int = 1, generator: bool = False, **overrides: str) -> Stack:
-        overrides.setdefault("queue_name", f"jobrelay:queue:{uuid.uuid4().hex[:8]}")
-        env = {**settings_env, **{f"JOBRELAY_{k.upper()}": str(v) for k, v in overrides.items()}}
-        started.append(start_stack(env, admin_key, workers=workers, generator=generator))
-        return started[-1]
+    async def spawn(*, workers: int = 1, generator: bool = False, **overrides: str) -> Stack:
+        name, url = await clone_database(backends.postgres_admin_url, template_database)
+        lease = RedisDbLease(backends.redis_base_url)
+        redis_db_url = lease.url(lease.acquire())
+        env = {
+            **fast_settings_env(url, redis_db_url),
+            **{f"JOBRELAY_{k.upper()}": str(v) for k, v in overrides.items()},
+        }
+        key = await create_admin_key(settings_from_env(env))
+        running = await asyncio.to_thread(
+            start_stack, env, key, workers=workers, generator=generator
+        )
+        started.append((running, name, lease))
+        return running
 
     yield spawn
-    for running in started:
-        stop_stack(running)
+    for running, name, lease in started:
+        await asyncio.to_thread(stop_stack, running)
+        await drop_database(backends.postgres_admin_url, name)
+        lease.release()
 
 
 @pytest.fixture
@@ -205,12 +243,13 @@ async def make_user(stack: Stack) -> AsyncIterator[MakeUser]:
     counter = 0
 
     async def make(
-        *, role: str = "user", tokens: int = 10_000, base_url: str | None = None, **extra: Any
+        *, role: str = "user", tokens: int = 10_000, on: Stack | None = None, **extra: Any
     ) -> TestUser:
         nonlocal counter
         counter += 1
+        target = on or stack
         async with httpx.AsyncClient(
-            base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.admin_key}"}
+            base_url=target.api_url, headers={"Authorization": f"Bearer {target.admin_key}"}
         ) as admin:
             response = await admin.post(
                 "/v1/users",
@@ -219,7 +258,7 @@ async def make_user(stack: Stack) -> AsyncIterator[MakeUser]:
         assert response.status_code == 201, response.text
         body = response.json()
         http = httpx.AsyncClient(
-            base_url=base_url or stack.api_url,
+            base_url=target.api_url,
             headers={"Authorization": f"Bearer {body['api_key']}"},
             timeout=30,
         )

@@ -84,8 +84,8 @@ async def test_completed_job_has_times_duration_and_result(make_user: MakeUser) 
 
 
 async def test_result_of_unfinished_job_is_409(make_user: MakeUser, spawn_stack) -> None:
-    stack: Stack = spawn_stack(workers=0)
-    user = await make_user(base_url=stack.api_url)
+    stack: Stack = await spawn_stack(workers=0)
+    user = await make_user(on=stack)
     job = await submit(user.client, "prompt.generate", prompt_input())
     response = await user.client.get(f"/v1/jobs/{job['id']}/result")
     assert_error_shape(response, 409, "job_not_completed")
@@ -206,7 +206,7 @@ async def test_health_and_docs(stack: Stack) -> None:
 
 
 async def test_readyz_names_what_is_down(spawn_stack) -> None:
-    stack: Stack = spawn_stack(workers=0, redis_url="redis://127.0.0.1:1/0")
+    stack: Stack = await spawn_stack(workers=0, redis_url="redis://127.0.0.1:1/0")
     async with httpx.AsyncClient(base_url=stack.api_url) as http:
         response = await http.get("/readyz")
     body = assert_error_shape(response, 503, "not_ready")

@@ -45,8 +45,8 @@ def test_table_and_sources_agree() -> None:
 
 
 async def test_cancel_queued_then_retry(make_user: MakeUser, spawn_stack) -> None:
-    idle: Stack = spawn_stack(workers=0)
-    user = await make_user(base_url=idle.api_url)
+    idle: Stack = await spawn_stack(workers=0)
+    user = await make_user(on=idle)
     job = await submit(user.client, "prompt.generate", prompt_input())
     canceled = await user.client.post(f"/v1/jobs/{job['id']}/cancel")
     assert canceled.status_code == 200
@@ -77,8 +77,8 @@ async def test_completed_job_cannot_move(make_user: MakeUser) -> None:
 
 
 async def test_cancel_processing_aborts_the_work(make_user: MakeUser, spawn_stack) -> None:
-    slow: Stack = spawn_stack(prompt_step_delay="1")
-    user = await make_user(base_url=slow.api_url)
+    slow: Stack = await spawn_stack(prompt_step_delay="1")
+    user = await make_user(on=slow)
     job = await submit(user.client, "prompt.generate", prompt_input())
     await wait_for_status(user.client, job["id"], "processing", timeout=20)
     canceled = await user.client.post(f"/v1/jobs/{job['id']}/cancel")

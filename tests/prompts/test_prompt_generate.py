@@ -64,12 +64,13 @@ async def test_expired_subscription_fails(make_user: MakeUser) -> None:
 
 
 async def test_tokens_charged_once_when_the_job_runs_twice(
-    make_user: MakeUser, services: Services, spawn_stack
+    make_user: MakeUser, spawn_stack
 ) -> None:
-    idle: Stack = spawn_stack(workers=0)
-    user = await make_user(tokens=1400, base_url=idle.api_url)
+    idle: Stack = await spawn_stack(workers=0)
+    user = await make_user(tokens=1400, on=idle)
     job = await submit(user.client, "prompt.generate", prompt_input())
     registry = {"prompt.generate": RUNNER}
+    services = await Services.open(idle.settings, pool_size=4)
 
     job_id = uuid.UUID(job["id"])
     outcomes = await asyncio.gather(
@@ -77,6 +78,7 @@ async def test_tokens_charged_once_when_the_job_runs_twice(
     )
     assert outcomes == [None, None]
     await runner.run(services, registry, job_id, delivery=2)
+    await services.close()
     done = await wait_for_status(user.client, job["id"])
     assert done["status"] == "completed" and done["attempts"] == 1
     assert (await user.client.get("/v1/me")).json()["tokens"] == 700
@@ -89,10 +91,10 @@ async def test_tokens_charged_once_when_the_job_runs_twice(
 async def test_openai_compatible_model_is_used(make_user: MakeUser, spawn_stack) -> None:
     model = FakeChatModel(reply="You are a patient maths tutor.")
     with serve(model.app) as url:
-        stack: Stack = spawn_stack(
+        stack: Stack = await spawn_stack(
             llm_base_url=f"{url}/v1", llm_model="tutor-1", llm_api_key="sk-test"
         )
-        user = await make_user(tokens=700, base_url=stack.api_url)
+        user = await make_user(tokens=700, on=stack)
         job = await submit(user.client, "prompt.generate", prompt_input("fractions"))
         done = await wait_for_status(user.client, job["id"])
     assert done["result"] == {
@@ -111,8 +113,8 @@ async def test_openai_compatible_model_is_used(make_user: MakeUser, spawn_stack)
 async def test_model_errors_are_retried_twice(make_user: MakeUser, spawn_stack) -> None:
     model = FakeChatModel(failures=2)
     with serve(model.app) as url:
-        stack: Stack = spawn_stack(llm_base_url=f"{url}/v1")
-        user = await make_user(tokens=700, base_url=stack.api_url)
+        stack: Stack = await spawn_stack(llm_base_url=f"{url}/v1")
+        user = await make_user(tokens=700, on=stack)
         job = await submit(user.client, "prompt.generate", prompt_input())
         done = await wait_for_status(user.client, job["id"])
     assert len(model.calls) == 3
@@ -123,8 +125,8 @@ async def test_model_errors_are_retried_twice(make_user: MakeUser, spawn_stack) 
 async def test_fallback_after_retries_run_out(make_user: MakeUser, spawn_stack) -> None:
     model = FakeChatModel(failures=100)
     with serve(model.app) as url:
-        stack: Stack = spawn_stack(llm_base_url=f"{url}/v1")
-        user = await make_user(tokens=700, base_url=stack.api_url)
+        stack: Stack = await spawn_stack(llm_base_url=f"{url}/v1")
+        user = await make_user(tokens=700, on=stack)
         job = await submit(user.client, "prompt.generate", prompt_input("Plan a trip"))
         done = await wait_for_status(user.client, job["id"])
     assert len(model.calls) == 3

@@ -74,6 +74,17 @@ async def create_database(admin_url: str) -> tuple[str, str]:
     return name, _with_database(admin_url, name)
 
 
+async def clone_database(admin_url: str, template: str) -> tuple[str, str]:
+    """A new database copied from a migrated template: much faster than migrating again."""
+    name = f"jobrelay_test_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await conn.close()
+    return name, _with_database(admin_url, name)
+
+
 async def drop_database(admin_url: str, name: str) -> None:
     conn = await asyncpg.connect(admin_url)
     try:
