@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, String, cast, or_, select, text
+from sqlalchemy import Row, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -63,12 +64,12 @@ async def list_for_job(
 async def find_job_id_by_task(conn: AsyncConnection, task_id: str, kind: str) -> uuid.UUID | None:
     """The job whose generator task is `task_id` (its `external_id`), or whose id it is."""
     jobs = jobs_table
+    matches = [jobs.c.external_id == task_id]
+    with contextlib.suppress(ValueError):
+        matches.append(jobs.c.id == uuid.UUID(task_id))
     stmt = (
         select(jobs.c.id)
-        .where(
-            jobs.c.kind == kind,
-            or_(jobs.c.external_id == task_id, cast(jobs.c.id, String) == task_id.lower()),
-        )
+        .where(jobs.c.kind == kind, or_(*matches))
         .order_by(jobs.c.created_at.desc())
         .limit(1)
     )
