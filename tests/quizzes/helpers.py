@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ from sqlalchemy import text
 
 from jobrelay import signing
 from jobrelay.services import Services
+from tests.conftest import Stack
 from tests.support.jobs import submit
 
 QUIZ: dict[str, Any] = {
@@ -91,6 +94,17 @@ def signed(
 
 def with_token(token: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {"json": payload, "headers": {"X-AI-Worker-Token": token}}
+
+
+@contextlib.asynccontextmanager
+async def admin_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `stack`'s API holding its admin key (spawned stacks have their own users)."""
+    async with httpx.AsyncClient(
+        base_url=stack.api_url,
+        headers={"Authorization": f"Bearer {stack.admin_key}"},
+        timeout=30,
+    ) as http:
+        yield http
 
 
 async def question_count(services: Services, job_id: str) -> int:

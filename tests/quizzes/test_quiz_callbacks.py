@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -16,6 +16,7 @@ from jobrelay.services import Services
 from tests.conftest import MakeUser, Stack
 from tests.conftest import TestUser as User
 from tests.quizzes.helpers import (
+    admin_client,
     audit_of,
     events_of,
     question,
@@ -26,6 +27,8 @@ from tests.quizzes.helpers import (
     with_token,
 )
 from tests.support.jobs import wait_for_status
+
+SpawnStack = Callable[..., Awaitable[Stack]]
 
 
 @pytest.fixture
@@ -192,42 +195,49 @@ async def test_replayed_webhook_id_has_no_second_effect(
 
 
 async def test_token_only_callbacks_are_refused_when_switched_off(
-    spawn_stack: Callable[..., Stack], user: User, secret: str, token: str
+    spawn_stack: SpawnStack,
 ) -> None:
-    """Only the API's settings differ; the shared worker and generator run the job."""
-    strict = spawn_stack(workers=0, ai_worker_token_enabled="false")
-    job = await waiting_quiz(user.client)
+    strict = await spawn_stack(generator=True, ai_worker_token_enabled="false")
+    secret = strict.env["JOBRELAY_GENERATOR_SECRET"]
+    token = strict.env["JOBRELAY_AI_WORKER_TOKEN"]
     progress = {"status": "processing", "progress": 20, "message": "legacy"}
-    async with httpx.AsyncClient(base_url=strict.api_url) as http:
+    async with admin_client(strict) as owner, httpx.AsyncClient(base_url=strict.api_url) as http:
+        job = await waiting_quiz(owner)
         refused = await http.post(f"/v1/callbacks/{job['id']}", **with_token(token, progress))
-        legacy = await http.post(
-            "/api/ai/receive/",
-            **with_token(token, {**result_body(job, 3)}),
-        )
+        legacy = await http.post("/api/ai/receive/", **with_token(token, result_body(job, 3)))
         accepted = await http.post(f"/v1/callbacks/{job['id']}", **signed(secret, progress))
-    assert refused.status_code == 401
-    assert refused.json()["error"]["code"] == "token_auth_disabled"
-    assert legacy.status_code == 401
-    assert accepted.status_code == 200, accepted.text
-    assert (await user.client.get(f"/v1/jobs/{job['id']}")).json()["progress"] == 20
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "token_auth_disabled"
+        assert legacy.status_code == 401
+        assert accepted.status_code == 200, accepted.text
+        current = (await owner.get(f"/v1/jobs/{job['id']}")).json()
+        assert (current["status"], current["progress"]) == ("processing", 20)
 
 
 async def test_the_receiver_accepts_an_old_secret_while_rotating(
-    spawn_stack: Callable[..., Stack], user: User, secret: str
+    spawn_stack: SpawnStack,
 ) -> None:
-    new = signing.new_secret()
-    rotating = spawn_stack(workers=0, generator_secret=f"{new} {secret}")
-    job = await waiting_quiz(user.client)
-    async with httpx.AsyncClient(base_url=rotating.api_url) as http:
+    old, new = signing.new_secret(), signing.new_secret()
+    rotating = await spawn_stack(generator=True, generator_secret=f"{new} {old}")
+    async with (
+        admin_client(rotating) as owner,
+        httpx.AsyncClient(base_url=rotating.api_url) as http,
+    ):
+        job = await waiting_quiz(owner)
         old_signed = await http.post(
             f"/v1/callbacks/{job['id']}",
-            **signed(secret, {"status": "processing", "progress": 20, "message": "old key"}),
+            **signed(old, {"status": "processing", "progress": 20, "message": "old key"}),
         )
         new_signed = await http.post(
             f"/v1/callbacks/{job['id']}",
             **signed(new, {"status": "processing", "progress": 30, "message": "new key"}),
         )
+        stranger = await http.post(
+            f"/v1/callbacks/{job['id']}",
+            **signed(signing.new_secret(), {"status": "processing", "progress": 40}),
+        )
     assert (old_signed.status_code, new_signed.status_code) == (200, 200)
+    assert stranger.status_code == 401
 
 
 # --- The original AI worker ---------------------------------------------------------------

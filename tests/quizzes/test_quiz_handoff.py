@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jobrelay.embedded import free_tcp_port
 from tests.conftest import MakeUser, Stack
-from tests.quizzes.helpers import QUIZ, events_of, waiting_quiz
+from tests.quizzes.helpers import QUIZ, admin_client, events_of, waiting_quiz
 from tests.support.jobs import submit, wait_for_status
+
+SpawnStack = Callable[..., Awaitable[Stack]]
 
 
 def _quiz(marker: str, size: int = 3) -> dict[str, Any]:
@@ -21,20 +23,20 @@ def _retry_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def test_generator_down_is_retried_then_generator_unavailable(
-    spawn_stack: Callable[..., Stack], make_user: MakeUser
+    spawn_stack: SpawnStack,
 ) -> None:
-    """Nothing listens at the generator URL; this stack has its own queue and worker."""
+    """Nothing listens at the generator URL."""
     dead = f"http://127.0.0.1:{free_tcp_port()}"
-    down = spawn_stack(generator_url=dead, queue_name="jobrelay:quiz-generator-down")
-    user = await make_user(base_url=down.api_url)
-    job = await submit(user.client, "quiz.generate", _quiz(""))
-    failed = await wait_for_status(user.client, job["id"], timeout=30)
+    down = await spawn_stack(generator_url=dead)
+    async with admin_client(down) as owner:
+        job = await submit(owner, "quiz.generate", _quiz(""))
+        failed = await wait_for_status(owner, job["id"], timeout=30)
+        retries = _retry_events(await events_of(owner, job["id"]))
     assert failed["status"] == "failed", failed
     assert failed["error"]["code"] == "generator_unavailable"
     assert dead in failed["error"]["message"]
     assert "JOBRELAY_GENERATOR_URL" in failed["error"]["message"]
     assert failed["external_id"] is None
-    retries = _retry_events(await events_of(user.client, job["id"]))
     assert len(retries) == 2, "JOBRELAY_GENERATOR_RETRIES=2: three tries, two waits"
 
 
@@ -60,15 +62,11 @@ async def test_a_generator_that_recovers_gets_the_quiz(stack: Stack, make_user: 
     assert result["questions_created"] == 2
 
 
-async def test_a_slow_generator_ends_in_generator_timeout(
-    spawn_stack: Callable[..., Stack], make_user: MakeUser
-) -> None:
-    slow = spawn_stack(
-        generator=True, generator_timeout="0.3", queue_name="jobrelay:quiz-generator-slow"
-    )
-    user = await make_user(base_url=slow.api_url)
-    job = await submit(user.client, "quiz.generate", _quiz("[gen:accept-delay=2]"))
-    failed = await wait_for_status(user.client, job["id"], timeout=30)
+async def test_a_slow_generator_ends_in_generator_timeout(spawn_stack: SpawnStack) -> None:
+    slow = await spawn_stack(generator=True, generator_timeout="0.3")
+    async with admin_client(slow) as owner:
+        job = await submit(owner, "quiz.generate", _quiz("[gen:accept-delay=2]"))
+        failed = await wait_for_status(owner, job["id"], timeout=30)
     assert failed["status"] == "failed", failed
     assert failed["error"]["code"] == "generator_timeout"
     assert "JOBRELAY_GENERATOR_TIMEOUT" in failed["error"]["message"]
@@ -92,18 +90,14 @@ async def test_generator_failure_callback_fails_the_job(stack: Stack, make_user:
     assert failed["error"] == {"code": "generator_failed", "message": "GPU out of memory"}
 
 
-async def test_a_quiz_with_no_result_by_its_deadline_times_out(
-    spawn_stack: Callable[..., Stack], make_user: MakeUser
-) -> None:
-    """The API that takes the quiz sets a 2 s deadline; the shared worker and generator run it,
-    and the generator never calls back."""
-    short = spawn_stack(workers=0, quiz_deadline_seconds="2")
-    user = await make_user(base_url=short.api_url)
-    job = await waiting_quiz(user.client, quiz_size=2)
-    waiting = (await user.client.get(f"/v1/jobs/{job['id']}")).json()
-    assert waiting["status"] == "processing"
-    started = time.monotonic()
-    failed = await wait_for_status(user.client, job["id"], timeout=30)
+async def test_a_quiz_with_no_result_by_its_deadline_times_out(spawn_stack: SpawnStack) -> None:
+    """A 2 s quiz deadline, and a generator that accepts the quiz but never calls back."""
+    short = await spawn_stack(generator=True, quiz_deadline_seconds="2")
+    async with admin_client(short) as owner:
+        job = await waiting_quiz(owner, quiz_size=2)
+        assert job["status"] == "processing"
+        started = time.monotonic()
+        failed = await wait_for_status(owner, job["id"], timeout=30)
     assert failed["status"] == "failed", failed
     assert failed["error"]["code"] == "timeout"
     assert time.monotonic() - started < 15
