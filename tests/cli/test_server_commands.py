@@ -1,0 +1,139 @@
+"""Server-side commands as a newcomer runs them: `jobrelay dev`, `db upgrade`, `users`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from jobrelay.embedded import free_tcp_port
+from tests.conftest import Stack
+from tests.support.processes import CLI, base_env, run_cli
+
+
+def _start_dev(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    port = free_tcp_port()
+    process = subprocess.Popen(
+        [
+            *CLI,
+            "dev",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--generator-port",
+            str(free_tcp_port()),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    return process, port
+
+
+def _wait_ready(process: subprocess.Popen[str], port: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("jobrelay dev did not become ready")
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    os.killpg(process.pid, signal.SIGINT)
+    out, _ = process.communicate(timeout=30)
+    return out
+
+
+def _prompt_roundtrip(port: int, key: str) -> str:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}
+    ) as http:
+        job = http.post(
+            "/v1/jobs",
+            json={"kind": "prompt.generate", "input": {"manual_prompt": "hello"}},
+            headers={"Prefer": "wait=30"},
+        ).json()
+        assert job["status"] == "completed", job
+        return str(job["id"])
+
+
+def test_dev_on_the_embedded_servers_survives_a_restart(tmp_path: Path) -> None:
+    env = base_env({"JOBRELAY_OFFLINE_LLM_DELAY": "0"})
+    data_dir = tmp_path / "data"
+    process, port = _start_dev(data_dir, env)
+    try:
+        _wait_ready(process, port)
+        key = (data_dir / "admin-api-key").read_text().strip()
+        job_id = _prompt_roundtrip(port, key)
+    finally:
+        out = _stop(process)
+    assert process.returncode == 0, out
+    assert f"http://127.0.0.1:{port}/docs" in out
+    assert key in out
+    assert "Traceback" not in out
+    process, port = _start_dev(data_dir, env)
+    try:
+        _wait_ready(process, port)
+        assert (data_dir / "admin-api-key").read_text().strip() == key
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}
+        ) as http:
+            assert http.get(f"/v1/jobs/{job_id}").json()["status"] == "completed"
+    finally:
+        out = _stop(process)
+    assert process.returncode == 0, out
+
+
+def test_dev_uses_configured_servers(tmp_path: Path, stack: Stack) -> None:
+    env = base_env({**stack.env, "JOBRELAY_QUEUE_NAME": "jobrelay:dev-test"})
+    env.pop("JOBRELAY_GENERATOR_URL", None)
+    process, port = _start_dev(tmp_path, env)
+    try:
+        _wait_ready(process, port)
+        key = (tmp_path / "admin-api-key").read_text().strip()
+        _prompt_roundtrip(port, key)
+    finally:
+        out = _stop(process)
+    assert process.returncode == 0, out
+    assert stack.env["JOBRELAY_DATABASE_URL"].rsplit("/", 1)[1] in out
+    assert not (tmp_path / "postgres").exists()
+
+
+def test_db_upgrade_and_users(stack: Stack) -> None:
+    env = base_env(stack.env)
+    upgraded = run_cli(["db", "upgrade"], env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    created = run_cli(["users", "create", "carol", "--tokens", "42", "--json"], env)
+    assert created.returncode == 0, created.stderr
+    body = json.loads(created.stdout)
+    assert body["user"]["name"] == "carol" and body["user"]["tokens"] == 42
+    assert re.fullmatch(r"jr_[A-Za-z0-9_-]{20,}", body["api_key"])
+    me = httpx.get(f"{stack.api_url}/v1/me", headers={"Authorization": f"Bearer {body['api_key']}"})
+    assert me.json()["name"] == "carol" and me.json()["role"] == "user"
+    admin = run_cli(["users", "create", "dave", "--admin"], env)
+    assert admin.returncode == 0 and "API key (shown once)" in admin.stdout
+    listed = run_cli(["users", "list", "--json"], env)
+    names = {u["name"]: u["role"] for u in json.loads(listed.stdout)}
+    assert names["carol"] == "user" and names["dave"] == "admin"
+    assert "jr_" not in listed.stdout
+
+
+def test_server_commands_need_configuration() -> None:
+    result = run_cli(["worker"], base_env({}))
+    assert result.returncode == 2
+    assert "JOBRELAY_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
