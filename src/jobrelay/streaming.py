@@ -24,17 +24,21 @@ from jobrelay.services import Services
 
 KEEPALIVE_SECONDS = 15.0
 RECHECK_SECONDS = 2.0
+PAGE = 1000
 
 
 def _frame(event: dict[str, Any]) -> str:
-    return f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+    """`id:` and `data:` only, as the contract has it; a named `event:` would hide the message
+    from `EventSource.onmessage` and every client that listens for the default type."""
+    return f"id: {event['id']}\ndata: {json.dumps(event)}\n\n"
+
 
 
 async def _stored_after(
     services: Services, job_id: uuid.UUID, after_id: int
 ) -> list[dict[str, Any]]:
     async with services.engine.connect() as conn:
-        rows = await jobs_db.list_events(conn, job_id, after_id=after_id)
+        rows = await jobs_db.list_events(conn, job_id, after_id=after_id, limit=PAGE)
     return [EventOut.model_validate(r, from_attributes=True).model_dump(mode="json") for r in rows]
 
 
@@ -42,6 +46,12 @@ async def _job_finished(services: Services, job_id: uuid.UUID) -> bool:
     async with services.engine.connect() as conn:
         row = await jobs_db.get_job(conn, job_id)
     return row is None or is_terminal(row.status)
+
+
+def _ends(event: dict[str, Any]) -> bool:
+    """An event's `status` is the job's status right after it: terminal means the job ended
+    (a retry would add a later `queued` event, so only the latest event decides)."""
+    return is_terminal(event["status"])
 
 
 async def follow(
@@ -53,20 +63,35 @@ async def follow(
     idle_since = loop.time()
 
     async def catch_up() -> tuple[list[str], bool]:
+        """Everything stored after `last_id`, and whether the latest event ends the job."""
         nonlocal last_id
-        frames, ended = [], False
-        for event in await _stored_after(services, job_id, last_id):
-            last_id = event["id"]
-            frames.append(_frame(event))
-            ended = ended or (is_terminal(event["status"]) and event["type"] == "status")
-        return frames, ended
+        frames: list[str] = []
+        ended = False
+        while True:
+            page = await _stored_after(services, job_id, last_id)
+            for event in page:
+                last_id = event["id"]
+                frames.append(_frame(event))
+                ended = _ends(event)
+            if len(page) < PAGE:
+                return frames, ended
+
+    async def finish() -> AsyncIterator[str]:
+        """The job is over in PostgreSQL: send what is left (its ending included)."""
+        frames, _ = await catch_up()
+        for frame in frames:
+            yield frame
 
     try:
         async with broadcast.subscription(services.redis, job_id) as pubsub:
             frames, ended = await catch_up()
             for frame in frames:
                 yield frame
-            if ended or await _job_finished(services, job_id):
+            if ended:
+                return
+            if await _job_finished(services, job_id):
+                async for frame in finish():
+                    yield frame
                 return
             while True:
                 if request is not None and await request.is_disconnected():
@@ -82,7 +107,7 @@ async def follow(
                     last_id = int(live["id"])
                     idle_since = loop.time()
                     yield _frame(live)
-                    if live["type"] == "status" and is_terminal(live["status"]):
+                    if _ends(live):
                         return
                     continue
                 frames, ended = await catch_up()
@@ -92,6 +117,10 @@ async def follow(
                     idle_since = loop.time()
                 if ended:
                     return
+                if not frames and live is None and await _job_finished(services, job_id):
+                    async for frame in finish():
+                        yield frame
+                    return
                 if loop.time() - idle_since >= KEEPALIVE_SECONDS:
                     idle_since = loop.time()
                     yield ": keep-alive\n\n"
@@ -100,7 +129,11 @@ async def follow(
             frames, ended = await catch_up()
             for frame in frames:
                 yield frame
-            if ended or await _job_finished(services, job_id):
+            if ended:
+                return
+            if await _job_finished(services, job_id):
+                async for frame in finish():
+                    yield frame
                 return
             await asyncio.sleep(RECHECK_SECONDS)
             yield ": keep-alive\n\n"
