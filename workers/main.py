@@ -13,6 +13,7 @@ from arq import cron, func
 from arq.worker import Worker
 
 from jobrelay.config import Settings, get_settings
+from jobrelay.ingestion import tasks as ingest_tasks
 from jobrelay.prompts import tasks as prompt_tasks
 from jobrelay.queue import RUN_JOB, redis_settings, retry_later
 from jobrelay.quizzes import tasks as quiz_tasks
@@ -25,6 +26,7 @@ logger = logging.getLogger("jobrelay.worker")
 REGISTRY: dict[str, KindRunner] = {
     "prompt.generate": prompt_tasks.RUNNER,
     "quiz.generate": quiz_tasks.RUNNER,
+    "records.ingest": ingest_tasks.RUNNER,
 }
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobrelay.config import Settings
 from jobrelay.db import jobs as jobs_db
@@ -13,6 +16,9 @@ from jobrelay.jobs import lifecycle
 from jobrelay.runtime.errors import JobGone
 from jobrelay.services import Services
 from jobrelay.tx import transaction
+
+# Work committed together with a progress step; returns extra data for the step's event.
+ProgressWrite = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
 
 
 @dataclass
@@ -42,11 +48,21 @@ class JobContext:
         return self.services.settings
 
     async def progress(
-        self, progress: int, message: str, *, data: dict[str, Any] | None = None
+        self,
+        progress: int,
+        message: str,
+        *,
+        data: dict[str, Any] | None = None,
+        write: ProgressWrite | None = None,
     ) -> None:
         """Store, publish and stream a step; renews the lease. Raises JobGone if the job was
-        canceled or another attempt took over, which stops the body."""
+        canceled or another attempt took over, which stops the body.
+
+        `write` runs first in the same transaction: the work a step announces (a batch of rows)
+        commits with its event, and is rolled back if the job is no longer this attempt's."""
         async with transaction(self.services) as tx:
+            if write is not None:
+                data = {**(data or {}), **await write(tx.conn)}
             row = await lifecycle.report_progress(
                 tx,
                 self.job_id,
@@ -56,6 +72,6 @@ class JobContext:
                 values={"lease_expires_at": jobs_db.seconds_from_now(self.settings.lease_seconds)},
                 data=data,
             )
-        if row is None:
-            raise JobGone()
+            if row is None:
+                raise JobGone()
         self.job = row
