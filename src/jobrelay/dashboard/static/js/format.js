@@ -60,11 +60,12 @@ export function parseTime(iso) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-/** "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago", then a date. */
+/** "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago", then a date; "in 30 s" ahead. */
 export function formatRelative(iso, now = Date.now()) {
   const date = parseTime(iso);
   if (!date) return '—';
   const seconds = Math.round((now - date.getTime()) / 1000);
+  if (seconds <= -5) return `in ${formatDuration(-seconds)}`;
   if (seconds < 5) return 'just now';
   if (seconds < 60) return `${seconds} s ago`;
   const minutes = Math.floor(seconds / 60);

@@ -41,11 +41,15 @@ export function kindsIn(stats) {
 
 function durationTitle(stats) {
   const durations = stats?.durations;
-  if (!durations || typeof durations !== 'object') return 'Durations of finished jobs';
+  const samples = numberOr(stats?.overall?.samples);
+  const heading = samples === null
+    ? 'Run time of completed jobs'
+    : `Run time of the latest ${formatCount(samples)} completed jobs`;
+  if (!durations || typeof durations !== 'object') return heading;
   const lines = Object.entries(durations).map(([kind, value]) => (
     `${kind}: p50 ${formatDuration(numberOr(value?.p50))} · p95 ${formatDuration(numberOr(value?.p95))}`
   ));
-  return ['Durations of finished jobs, by kind', ...lines].join('\n');
+  return [heading, ...lines].join('\n');
 }
 
 export function createStatsBar({ onStatusClick, onStats }) {

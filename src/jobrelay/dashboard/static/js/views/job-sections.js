@@ -2,11 +2,11 @@
 
 import { h, icon } from '../dom.js';
 import { emptyState, jsonView, statusBadge, timeAgo } from '../components.js';
-import { formatCount, formatDuration } from '../format.js';
+import { formatCount, formatDuration, parseTime } from '../format.js';
 
 const QUESTIONS_SHOWN = 5;
 const GOOD_OUTCOMES = new Set(['ok', 'success', 'succeeded', 'delivered', 'applied', 'accepted', 'saved', 'processed']);
-const NEUTRAL_OUTCOMES = new Set(['duplicate', 'replayed', 'ignored', 'pending', 'retrying', 'scheduled']);
+const NEUTRAL_OUTCOMES = new Set(['duplicate', 'replayed', 'ignored', 'pending', 'sending', 'retrying', 'scheduled', 'skipped', 'gone']);
 
 /** Green for success, red for failure, grey otherwise; by outcome word and HTTP status. */
 export function outcomeTone(outcome, statusCode) {
@@ -193,6 +193,13 @@ function bodyDetails(body) {
   return h('details', { class: 'raw raw-inline' }, h('summary', null, `${formatCount(size)} chars`), jsonView(value));
 }
 
+/** "next try in 12 s" under a delivery that will be attempted again. */
+function nextTry(iso) {
+  const due = parseTime(iso);
+  if (!due || due.getTime() < Date.now()) return null;
+  return h('span', { class: 'next-try' }, timeAgo(iso, { prefix: 'next try ' }));
+}
+
 export function deliveriesTable(items) {
   if (!items.length) {
     return emptyState({ title: 'No webhook deliveries', body: 'Jobs submitted with a webhook URL get a signed POST for each chosen event.', testid: 'deliveries-empty' });
@@ -200,11 +207,11 @@ export function deliveriesTable(items) {
   return h('div', { class: 'table-scroll' }, h('table', { class: 'table table-compact', testid: 'deliveries-table' },
     h('thead', null, h('tr', null, ['Attempted', 'Event', 'Attempt', 'Response', 'Outcome', 'Took', 'URL', 'Error'].map((name) => h('th', { scope: 'col' }, name)))),
     h('tbody', null, items.map((item) => h('tr', { testid: 'delivery-row' },
-      h('td', null, timeAgo(item.attempted_at)),
+      h('td', null, item.attempted_at ? timeAgo(item.attempted_at) : h('span', { class: 'muted' }, 'not yet')),
       h('td', null, h('span', { class: 'tag' }, String(item.event_type ?? '—'))),
       h('td', { class: 'num' }, `#${item.attempt ?? '?'}`),
       h('td', null, httpCode(item.status_code)),
-      h('td', null, outcomePill(item.outcome, item.status_code)),
+      h('td', null, outcomePill(item.outcome, item.status_code), nextTry(item.next_attempt_at)),
       h('td', { class: 'num' }, typeof item.duration_ms === 'number' ? formatDuration(item.duration_ms / 1000) : '—'),
       h('td', { class: 'td-url' }, urlText(item.url)),
       h('td', { class: 'td-error', title: item.error ?? '' }, item.error ? String(item.error) : h('span', { class: 'muted' }, '—')),
