@@ -145,7 +145,9 @@ def describe_detail(detail: Any) -> str:
         where = ".".join(str(part) for part in where if part != "body")
     if where and what:
         return f"{where}: {what}"
-    return str(what or where or json.dumps(detail, default=str))
+    if what or where:
+        return str(what or where)
+    return ", ".join(f"{key}={value}" for key, value in detail.items())
 
 
 def _connection_reason(exc: httpx.TransportError) -> str:

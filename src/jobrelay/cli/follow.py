@@ -66,7 +66,11 @@ OnUpdate = Callable[[JobUpdate], None]
 
 
 class StoppedWatching(Exception):
-    """The user pressed Ctrl-C: the job keeps running, only watching stops."""
+    """The user pressed Ctrl-C: the jobs keep running, only watching stops."""
+
+    def __init__(self, job_ids: list[str]) -> None:
+        super().__init__(" ".join(job_ids))
+        self.job_ids = job_ids
 
 
 class _StreamUnusable(Exception):
@@ -195,6 +199,11 @@ def _progress_bar(console: Console, *, counted: bool) -> Progress:
     return Progress(*columns, console=console)
 
 
+def _watch_hint(job_ids: list[str]) -> None:
+    what = f"job {job_ids[0]}" if len(job_ids) == 1 else f"{len(job_ids)} jobs"
+    err_console.print(f"[dim]watching {what}; Ctrl-C stops watching, the work goes on[/]")
+
+
 def watch_job(api: ApiClient, job_id: str, *, console: Console) -> dict[str, Any]:
     """Follow one job with a live progress bar showing the current step.
 
@@ -203,20 +212,21 @@ def watch_job(api: ApiClient, job_id: str, *, console: Console) -> dict[str, Any
     job = _get_job(api, job_id)
     if job.get("status") in TERMINAL_STATUSES:
         return job
-    with _progress_bar(console, counted=False) as progress:
-        task = progress.add_task("", total=100)
+    try:
+        _watch_hint([job_id])
+        with _progress_bar(console, counted=False) as progress:
+            task = progress.add_task("", total=100)
 
-        def show(update: JobUpdate) -> None:
-            label = update.status
-            if update.message:
-                label += f" · {escape(update.message)}"
-            progress.update(task, completed=update.progress, description=label)
+            def show(update: JobUpdate) -> None:
+                label = update.status
+                if update.message:
+                    label += f" · {escape(update.message)}"
+                progress.update(task, completed=update.progress, description=label)
 
-        show(_update_from(job_id, job))
-        try:
+            show(_update_from(job_id, job))
             return follow_job(api, job_id, show)
-        except KeyboardInterrupt:
-            raise StoppedWatching(job_id) from None
+    except KeyboardInterrupt:
+        raise StoppedWatching([job_id]) from None
 
 
 def watch_jobs(
@@ -228,25 +238,27 @@ def watch_jobs(
     """
     done_units: dict[str, float] = dict.fromkeys(sizes, 0.0)
     ended: set[str] = set()
-    total = sum(sizes.values())
-    with _progress_bar(console, counted=True) as progress:
-        task = progress.add_task(f"{label}: 0/{len(sizes)} jobs done", total=total)
-
-        def show(update: JobUpdate) -> None:
-            done_units[update.job_id] = sizes[update.job_id] * min(update.progress, 100) / 100
-            if update.status in TERMINAL_STATUSES:
-                done_units[update.job_id] = sizes[update.job_id]
-                ended.add(update.job_id)
-            progress.update(
-                task,
-                completed=int(sum(done_units.values())),
-                description=f"{label}: {len(ended)}/{len(sizes)} jobs done",
+    try:
+        _watch_hint(list(sizes))
+        with _progress_bar(console, counted=True) as progress:
+            task = progress.add_task(
+                f"{label}: 0/{len(sizes)} jobs done", total=sum(sizes.values())
             )
 
-        try:
+            def show(update: JobUpdate) -> None:
+                done_units[update.job_id] = sizes[update.job_id] * min(update.progress, 100) / 100
+                if update.status in TERMINAL_STATUSES:
+                    done_units[update.job_id] = sizes[update.job_id]
+                    ended.add(update.job_id)
+                progress.update(
+                    task,
+                    completed=int(sum(done_units.values())),
+                    description=f"{label}: {len(ended)}/{len(sizes)} jobs done",
+                )
+
             return follow_jobs(api, list(sizes), show)
-        except KeyboardInterrupt:
-            raise StoppedWatching(", ".join(sizes)) from None
+    except KeyboardInterrupt:
+        raise StoppedWatching(list(sizes)) from None
 
 
 def stopped_note(job_ids: list[str]) -> str:
