@@ -13,11 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from jobrelay.embedded import free_tcp_port
 from tests.conftest import MakeUser, Stack
 from tests.ingestion.factories import new_prefix, student
 from tests.support.jobs import prompt_input, submit, wait_for_status
+from tests.support.peers import serve
 from tests.support.processes import CLI, base_env, run_cli
 
 JOB_FIELDS = {
@@ -457,3 +462,56 @@ async def test_ingest_without_watch_lists_the_jobs(
     assert [len(job["input"]["records"]) for job in submitted["jobs"]] == [1000, 1]
     for job in submitted["jobs"]:
         await wait_for_status(user.client, job["id"], "completed")
+
+
+class NoStreamProxy:
+    """Forwards to the API, but answers the event stream the way a buffering proxy might (plain
+    JSON) and `/v1/me` with a 503, recording every path it was asked for."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.paths: list[str] = []
+        self.app = Starlette(routes=[Route("/{path:path}", self._forward, methods=["GET", "POST"])])
+
+    async def _forward(self, request: Request) -> Response:
+        path = request.url.path
+        self.paths.append(path)
+        if path == "/v1/me":
+            body = {"error": {"code": "not_ready", "message": "PostgreSQL is down", "details": []}}
+            return JSONResponse(body, status_code=503)
+        headers = {"Authorization": request.headers.get("authorization", "")}
+        if path.endswith("/events"):
+            headers["Accept"] = "application/json"
+        for name in ("content-type", "idempotency-key"):
+            if name in request.headers:
+                headers[name] = request.headers[name]
+        async with httpx.AsyncClient(base_url=self.upstream) as upstream:
+            answer = await upstream.request(
+                request.method,
+                path,
+                params=request.query_params,
+                content=await request.body(),
+                headers=headers,
+            )
+        return Response(
+            answer.content,
+            status_code=answer.status_code,
+            media_type=answer.headers.get("content-type"),
+        )
+
+
+async def test_watch_falls_back_to_polling_and_503_is_unreachable(spawn_stack: Any) -> None:
+    slow: Stack = await spawn_stack(prompt_step_delay="1.0")
+    proxy = NoStreamProxy(slow.api_url)
+    with serve(proxy.app) as proxy_url:
+        env = {**base_env(slow.cli_env()), "JOBRELAY_API_URL": proxy_url}
+        run = await cli(["submit", "prompt", "through a proxy", "--watch", "--json"], env)
+        assert run.returncode == 0, run.stderr
+        job = json.loads(run.stdout)
+        assert job["status"] == "completed"
+        assert f"/v1/jobs/{job['id']}/events" in proxy.paths
+        assert proxy.paths.count(f"/v1/jobs/{job['id']}") >= 3
+
+        down = await cli(["me"], env)
+        assert down.returncode == 3
+        assert "PostgreSQL is down" in one_line(down.stderr)
