@@ -1,4 +1,7 @@
-"""Server commands: `dev` (the whole stack in one process), `api`, `worker`, `generator`."""
+"""Server commands: `dev` (the whole stack in one process), `api`, `worker`, `generator`.
+
+The server stack is imported inside each command, so client commands start quickly.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +15,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
-from jobrelay.cli.bootstrap import ensure_admin_key
 from jobrelay.config import Settings, get_settings
-from jobrelay.db.migrate import upgrade
-from jobrelay.embedded import start_embedded
-from jobrelay.runner_process import api_server, generator_server, run_together
-from jobrelay.users.keys import new_webhook_secret
 
 console = Console(stderr=True)
 
@@ -57,6 +55,12 @@ def dev(
 ) -> None:
     """Run the whole stack in one process: API, one worker and the reference generator, on an
     embedded PostgreSQL and Redis under --data-dir (or on JOBRELAY_DATABASE_URL/REDIS_URL)."""
+    from jobrelay.cli.bootstrap import ensure_admin_key
+    from jobrelay.db.migrate import upgrade
+    from jobrelay.embedded import start_embedded
+    from jobrelay.runner_process import api_server, generator_server, run_together
+    from jobrelay.users.keys import new_webhook_secret
+
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = get_settings()
@@ -146,6 +150,8 @@ def generator(
     port: Annotated[int, typer.Option(help="Port.")] = 8001,
 ) -> None:
     """Run the reference AI generator (answers /generate, calls back with questions)."""
+    from jobrelay.runner_process import generator_server, run_together
+
     settings = get_settings()
     asyncio.run(
         run_together([generator_server(settings, host, port)], with_worker=False, settings=settings)

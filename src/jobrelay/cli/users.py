@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from jobrelay.config import get_settings
-from jobrelay.services import Services
-from jobrelay.users import service as users_service
 from jobrelay.users.schemas import UserCreate, UserOut
+
+if TYPE_CHECKING:
+    from jobrelay.services import Services
 
 users_app = typer.Typer(help="Users and API keys (direct database access).", no_args_is_help=True)
 console = Console()
@@ -21,6 +22,8 @@ errors = Console(stderr=True)
 
 
 async def _with_services() -> Services:
+    from jobrelay.services import Services
+
     settings = get_settings()
     if not settings.database_url or not settings.redis_url:
         errors.print("[red]error:[/] set JOBRELAY_DATABASE_URL and JOBRELAY_REDIS_URL.")
@@ -29,6 +32,8 @@ async def _with_services() -> Services:
 
 
 async def _create(body: UserCreate) -> tuple[UserOut, str]:
+    from jobrelay.users import service as users_service
+
     services = await _with_services()
     try:
         return await users_service.create_user(services, body)
@@ -37,6 +42,8 @@ async def _create(body: UserCreate) -> tuple[UserOut, str]:
 
 
 async def _list() -> list[UserOut]:
+    from jobrelay.users import service as users_service
+
     services = await _with_services()
     try:
         items, _ = await users_service.list_users(services, limit=1000, after_id=None)
