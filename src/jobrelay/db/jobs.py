@@ -79,13 +79,23 @@ async def change_job(
     values: dict[str, Any],
     where: Iterable[ColumnElement[bool]] = (),
     event: EventSpec | None,
+    without_input: bool = False,
 ) -> ChangedJob | JobRow | None:
-    """Conditionally update one job; with `event`, append it. None when the condition failed."""
+    """Conditionally update one job; with `event`, append it. None when the condition failed.
+
+    `without_input` returns `input` as NULL: a job's input can be large (1000 records), and a
+    worker reporting progress has it already, so it need not travel back with every step."""
+    returned = [
+        literal(None, type_=JSONB).label("input")
+        if without_input and column is jobs.c.input
+        else column
+        for column in jobs.c
+    ]
     stmt = (
         update(jobs)
         .where(jobs.c.id == job_id, *where)
         .values(updated_at=func.now(), **values)
-        .returning(*jobs.c)
+        .returning(*returned)
     )
     if event is None:
         return (await conn.execute(stmt)).first()

@@ -65,8 +65,10 @@ async def report_progress(
     values: dict[str, Any] | None = None,
     event_type: str = "progress",
     data: dict[str, Any] | None = None,
+    without_input: bool = False,
 ) -> JobRow | None:
-    """Progress of a processing job; never lower than what is stored. None if not processing."""
+    """Progress of a processing job; never lower than what is stored. None if not processing.
+    `without_input`: the row comes back with `input` NULL (see `jobs_db.change_job`)."""
     changed = await jobs_db.change_job(
         tx.conn,
         job_id,
@@ -77,6 +79,7 @@ async def report_progress(
         },
         where=[jobs.c.status == JobStatus.PROCESSING.value, *where],
         event=EventSpec(event_type, data or {}),
+        without_input=without_input,
     )
     if not isinstance(changed, ChangedJob):
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,6 +25,11 @@ ProgressWrite = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
 class JobContext:
     services: Services
     job: JobRow
+    # The input as claimed: progress steps do not bring it back (it can be 1000 records).
+    _input: dict[str, Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._input = self.job.input
 
     @property
     def job_id(self) -> uuid.UUID:
@@ -36,8 +41,12 @@ class JobContext:
 
     @property
     def input(self) -> dict[str, Any]:
-        value: dict[str, Any] = self.job.input
-        return value
+        return self._input
+
+    @property
+    def _progress_webhook(self) -> bool:
+        """A progress webhook carries the whole job, input included."""
+        return bool(self.job.webhook) and "progress" in (self.job.webhook_events_filter or ())
 
     @property
     def user_id(self) -> int:
@@ -71,6 +80,7 @@ class JobContext:
                 where=[jobs_db.is_attempt(self.attempt)],
                 values={"lease_expires_at": jobs_db.seconds_from_now(self.settings.lease_seconds)},
                 data=data,
+                without_input=not self._progress_webhook,
             )
             if row is None:
                 raise JobGone()
