@@ -94,7 +94,7 @@ def _upsert_statement() -> Any:
     stmt = insert(students).from_select([*DATA_COLUMNS, "last_job_id"], source)
     data = [students.c[name] for name in DATA_COLUMNS[1:]]
     incoming = [stmt.excluded[name] for name in DATA_COLUMNS[1:]]
-    return stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[students.c.student_id],
         set_={
             **{name: stmt.excluded[name] for name in DATA_COLUMNS[1:]},
@@ -102,7 +102,12 @@ def _upsert_statement() -> Any:
             "updated_at": func.now(),
         },
         where=tuple_(*data).is_distinct_from(tuple_(*incoming)),
-    ).returning(literal_column("xmax = 0").label("inserted"))
+    )
+    written = upsert.returning(literal_column("xmax = 0").label("inserted")).cte("written")
+    return select(
+        func.count().filter(written.c.inserted).label("inserted"),
+        func.count().label("written"),
+    ).select_from(written)
 
 
 _UPSERT = _upsert_statement()
@@ -122,10 +127,11 @@ async def upsert_students(
     columns = {
         name: [row[position] for row in ordered] for position, name in enumerate(DATA_COLUMNS)
     }
-    written = (await conn.execute(_UPSERT, {**columns, "job_id": job_id})).scalars().all()
-    inserted = sum(1 for was_inserted in written if was_inserted)
+    counts = (await conn.execute(_UPSERT, {**columns, "job_id": job_id})).one()
     return UpsertCounts(
-        inserted=inserted, updated=len(written) - inserted, unchanged=len(rows) - len(written)
+        inserted=counts.inserted,
+        updated=counts.written - counts.inserted,
+        unchanged=len(rows) - counts.written,
     )
 
 

@@ -49,29 +49,28 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
-def _iso_date(value: Any) -> Any:
+def _birth_date(value: Any) -> dt.date:
+    """A real calendar date written YYYY-MM-DD, not in the future and not before 1900."""
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        born = value
+    elif isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            born = dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "date_invalid",
+                "{value} is not a real date ({reason})",
+                {"value": value, "reason": str(exc)},
+            ) from None
+    else:
         raise PydanticCustomError("date_format", "must be a date written YYYY-MM-DD")
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise PydanticCustomError(
-            "date_invalid",
-            "{value} is not a real date ({reason})",
-            {"value": value, "reason": str(exc)},
-        ) from None
-
-
-def _plausible_birth_date(value: dt.date) -> dt.date:
-    if value > dt.datetime.now(dt.UTC).date():
+    if born > dt.datetime.now(dt.UTC).date():
         raise PydanticCustomError("date_in_future", "must not be in the future")
-    if value < OLDEST_BIRTH_DATE:
+    if born < OLDEST_BIRTH_DATE:
         raise PydanticCustomError(
             "date_too_old", "must not be before {oldest}", {"oldest": OLDEST_BIRTH_DATE.isoformat()}
         )
-    return value
+    return born
 
 
 Identifier = Annotated[
@@ -92,9 +91,7 @@ class StudentRecord(BaseModel):
     last_name: Name
     email: Annotated[str, Field(max_length=320), AfterValidator(_email)]
     grade: Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=12)]
-    date_of_birth: Annotated[
-        dt.date, BeforeValidator(_iso_date), AfterValidator(_plausible_birth_date)
-    ]
+    date_of_birth: Annotated[dt.date, BeforeValidator(_birth_date)]
     school_id: Identifier
 
 
