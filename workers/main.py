@@ -20,6 +20,8 @@ from jobrelay.quizzes import tasks as quiz_tasks
 from jobrelay.runtime import maintenance, runner
 from jobrelay.runtime.registry import KindRunner
 from jobrelay.services import Services
+from jobrelay.webhooks import delivery as webhook_delivery
+from jobrelay.webhooks.outbox import DELIVER_WEBHOOK
 
 logger = logging.getLogger("jobrelay.worker")
 
@@ -37,6 +39,12 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> None:
     )
     if again is not None:
         raise retry_later(again.delay)
+
+
+async def deliver_webhook(ctx: dict[str, Any], delivery_id: int) -> None:
+    not_due = await webhook_delivery.deliver(ctx["services"], delivery_id)
+    if not_due is not None:
+        raise retry_later(not_due.delay)
 
 
 async def reconcile(ctx: dict[str, Any]) -> None:
@@ -66,7 +74,13 @@ def worker_options(settings: Settings) -> dict[str, Any]:
                 name=RUN_JOB,
                 max_tries=10_000,
                 timeout=max(settings.job_deadline_seconds, settings.quiz_deadline_seconds) + 60,
-            )
+            ),
+            func(
+                deliver_webhook,
+                name=DELIVER_WEBHOOK,
+                max_tries=1_000,
+                timeout=settings.webhook_timeout + 30,
+            ),
         ],
         "cron_jobs": [
             cron(

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     webhook_timeout: float = Field(default=15.0, gt=0)
     webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_retry_base_delay: float = Field(default=1.0, ge=0)
+    webhook_retry_max_delay: float = Field(default=600.0, ge=0)
 
     # Housekeeping.
     retention_days: int = Field(default=30, ge=1)

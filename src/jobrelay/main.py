@@ -19,6 +19,7 @@ from jobrelay.jobs.router import router as jobs_router
 from jobrelay.middleware import BodyLimitMiddleware
 from jobrelay.services import Services
 from jobrelay.users.router import me_router, users_router
+from jobrelay.webhooks.router import router as deliveries_router
 
 DESCRIPTION = """
 Submit slow work and get `202` with a job id in milliseconds; follow it by polling, a live event
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(jobs_router)
+    app.include_router(deliveries_router)
     app.include_router(callbacks_router)
     app.include_router(me_router)
     app.include_router(users_router)

@@ -16,9 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from jobrelay import broadcast
 from jobrelay.db.jobs import ChangedJob, JobRow
 from jobrelay.services import Services
+from jobrelay.stats import counters
 
 logger = logging.getLogger(__name__)
 AfterCommit = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A helper task (by ARQ function name) to enqueue once the rows it reads are committed."""
+
+    function: str
+    args: tuple[Any, ...]
+    task_id: str | None = None
+    defer_seconds: float = 0
 
 
 @dataclass
@@ -28,10 +39,13 @@ class Tx:
     enqueue: list[uuid.UUID] = field(default_factory=list)
     abort: list[uuid.UUID] = field(default_factory=list)
     after: list[AfterCommit] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+    changes: list[ChangedJob] = field(default_factory=list)
 
     def record(self, changed: ChangedJob) -> JobRow:
         """Keep the change's event for publishing after commit; hand back the job row."""
         self.events.append(changed.event)
+        self.changes.append(changed)
         return changed.job
 
 
@@ -50,7 +64,12 @@ async def _after_commit(services: Services, tx: Tx) -> None:
             await services.queue.abort(job_id)
         for job_id in tx.enqueue:
             await services.queue.enqueue_job(job_id)
+        for task in tx.tasks:
+            await services.queue.enqueue_task(
+                task.function, *task.args, task_id=task.task_id, defer_seconds=task.defer_seconds
+            )
     except (RedisError, OSError) as exc:
         logger.warning("queue unavailable after commit, the reconciler will catch up: %s", exc)
+    await counters.count_job_changes(services.redis, tx.changes)
     for hook in tx.after:
         await hook()

@@ -216,6 +216,11 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("webhook_id", "attempt"),
         Index("ix_webhook_deliveries_job_id_id", "job_id", "id"),
+        Index(
+            "ix_webhook_deliveries_open",
+            "next_attempt_at",
+            postgresql_where=text("outcome IN ('pending', 'sending')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -14,6 +14,7 @@ from jobrelay.db.jobs import ChangedJob, EventSpec, JobRow
 from jobrelay.db.models import jobs_table as jobs
 from jobrelay.jobs.states import JobStatus, is_terminal, sources_of
 from jobrelay.tx import Tx
+from jobrelay.webhooks import outbox
 
 QUEUED_MESSAGE = "Task queued, waiting to start..."
 
@@ -48,6 +49,7 @@ async def move(
     if not isinstance(changed, ChangedJob):
         return None
     row = tx.record(changed)
+    await outbox.record(tx, changed)
     if is_terminal(target) and max_running_per_user is not None:
         tx.enqueue.extend(
             await jobs_db.unpark_next(tx.conn, user_id=row.user_id, limit=max_running_per_user)
@@ -83,6 +85,7 @@ async def report_progress(
     )
     if not isinstance(changed, ChangedJob):
         return None
+    await outbox.record(tx, changed)
     return tx.record(changed)
 
 

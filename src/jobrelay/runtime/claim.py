@@ -14,6 +14,7 @@ from jobrelay.jobs.states import JobStatus
 from jobrelay.runtime.registry import KindRunner
 from jobrelay.services import Services
 from jobrelay.tx import transaction
+from jobrelay.webhooks import outbox
 
 
 class Unclaimed(Enum):
@@ -62,6 +63,7 @@ async def claim_job(services: Services, job_id: uuid.UUID, runner: KindRunner) -
             event=jobs_db.EventSpec("status", {"started": True}),
         )
         if isinstance(changed, jobs_db.ChangedJob):
+            await outbox.record(tx, changed)
             return Claim(tx.record(changed))
         failed = await lifecycle.move(
             tx,

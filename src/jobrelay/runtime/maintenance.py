@@ -3,7 +3,8 @@
 - queued jobs Redis lost (a Redis restart, a crash between commit and enqueue) are enqueued again;
 - processing jobs whose worker died (lease expired) are handed to another worker;
 - parked jobs get the running slots that freed up;
-- jobs past their deadline fail with `timeout`.
+- jobs past their deadline fail with `timeout`;
+- webhook deliveries Redis lost are enqueued again, and attempts cut short by a dead worker retried.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from jobrelay.jobs import lifecycle
 from jobrelay.jobs.states import JobStatus
 from jobrelay.services import Services
 from jobrelay.tx import transaction
+from jobrelay.webhooks import delivery as webhook_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ class ReconcileReport:
     released: int = 0
     unparked: int = 0
     timed_out: int = 0
+    webhooks_resent: int = 0
 
 
 async def reconcile(services: Services, *, quiet_for_seconds: float = 5.0) -> ReconcileReport:
@@ -53,7 +56,8 @@ async def reconcile(services: Services, *, quiet_for_seconds: float = 5.0) -> Re
     for job_id in overdue:
         if await fail_overdue(services, job_id):
             report.timed_out += 1
-    if report.requeued or report.released or report.unparked or report.timed_out:
+    report.webhooks_resent = await webhook_delivery.resend_lost(services)
+    if any(vars(report).values()):
         logger.info("reconcile: %s", report)
     return report
 

@@ -1,0 +1,1 @@
+"""Numbers about jobs: `/v1/stats` for people and the dashboard, cluster counters for `/metrics`."""
