@@ -16,8 +16,11 @@ from jobrelay.dashboard.router import router as dashboard_router
 from jobrelay.health import router as health_router
 from jobrelay.http_errors import install_error_handlers
 from jobrelay.jobs.router import router as jobs_router
+from jobrelay.metrics import MetricsMiddleware
+from jobrelay.metrics import router as metrics_router
 from jobrelay.middleware import BodyLimitMiddleware
 from jobrelay.services import Services
+from jobrelay.stats.router import router as stats_router
 from jobrelay.users.router import me_router, users_router
 from jobrelay.webhooks.router import router as deliveries_router
 
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
     install_error_handlers(app)
     app.include_router(jobs_router)
     app.include_router(deliveries_router)
@@ -71,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(me_router)
     app.include_router(users_router)
     app.include_router(health_router)
+    app.include_router(stats_router)
+    app.include_router(metrics_router)
     app.include_router(dashboard_router, include_in_schema=False)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
