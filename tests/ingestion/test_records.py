@@ -19,7 +19,7 @@ PREFIX = "UNIT"
 
 
 def only_problem(record: dict[str, object]) -> tuple[str, str]:
-    [outcome] = check_records([record]).outcomes
+    [outcome] = check_records([record])
     assert isinstance(outcome, RejectedRecord), outcome
     assert len(outcome.errors) == 1, outcome.errors
     return outcome.errors[0].field, outcome.errors[0].type
@@ -27,7 +27,7 @@ def only_problem(record: dict[str, object]) -> tuple[str, str]:
 
 def test_a_valid_record_is_trimmed_and_normalized() -> None:
     record = student(PREFIX, 1, first_name="  Ada ", email="Ada.Lovelace@School.Example.COM")
-    [outcome] = check_records([record]).outcomes
+    [outcome] = check_records([record])
     assert isinstance(outcome, StudentRecord)
     assert outcome.first_name == "Ada"
     assert outcome.email == "Ada.Lovelace@school.example.com"
@@ -67,19 +67,19 @@ def test_each_rule_names_the_field_and_reason(
 
 def test_a_birth_date_of_today_is_accepted() -> None:
     today = dt.datetime.now(dt.UTC).date().isoformat()
-    [outcome] = check_records([student(PREFIX, 1, date_of_birth=today)]).outcomes
+    [outcome] = check_records([student(PREFIX, 1, date_of_birth=today)])
     assert isinstance(outcome, StudentRecord)
 
 
 def test_numeric_ids_and_grades_as_text_are_accepted() -> None:
-    [outcome] = check_records([student(PREFIX, 1, student_id=12345, grade="7")]).outcomes
+    [outcome] = check_records([student(PREFIX, 1, student_id=12345, grade="7")])
     assert isinstance(outcome, StudentRecord)
     assert (outcome.student_id, outcome.grade) == ("12345", 7)
 
 
 def test_a_rejection_lists_every_problem_of_the_record() -> None:
     record = student(PREFIX, 3, email="nope", grade=99, school_id="")
-    [outcome] = check_records([record]).outcomes
+    [outcome] = check_records([record])
     assert isinstance(outcome, RejectedRecord)
     assert outcome.index == 0
     assert outcome.student_id == f"{PREFIX}-00003"
@@ -91,7 +91,7 @@ def test_the_first_valid_record_of_a_student_id_wins_and_later_ones_are_duplicat
     first = student(PREFIX, 1)
     broken_twin = student(PREFIX, 1, email="broken")
     later_twin = student(PREFIX, 1, first_name="Other")
-    outcomes = check_records([broken_twin, first, student(PREFIX, 2), later_twin]).outcomes
+    outcomes = check_records([broken_twin, first, student(PREFIX, 2), later_twin])
     assert isinstance(outcomes[0], RejectedRecord)
     assert [problem.field for problem in outcomes[0].errors] == ["email"]
     assert isinstance(outcomes[1], StudentRecord)
@@ -106,7 +106,7 @@ def test_the_first_valid_record_of_a_student_id_wins_and_later_ones_are_duplicat
 
 
 def test_a_student_id_that_is_not_text_is_reported_as_none() -> None:
-    [outcome] = check_records([student(PREFIX, 1, student_id={"id": 1})]).outcomes
+    [outcome] = check_records([student(PREFIX, 1, student_id={"id": 1})])
     assert isinstance(outcome, RejectedRecord)
     assert outcome.student_id is None
 

@@ -36,6 +36,7 @@ from jobrelay.db.models import students_table as students
 
 __all__ = [
     "DATA_COLUMNS",
+    "UPSERT",
     "StudentRow",
     "UpsertCounts",
     "count_students",
@@ -110,7 +111,8 @@ def _upsert_statement() -> Any:
     ).select_from(written)
 
 
-_UPSERT = _upsert_statement()
+# Parameters: one array per column of DATA_COLUMNS, and `job_id`.
+UPSERT = _upsert_statement()
 
 
 async def upsert_students(
@@ -127,7 +129,7 @@ async def upsert_students(
     columns = {
         name: [row[position] for row in ordered] for position, name in enumerate(DATA_COLUMNS)
     }
-    counts = (await conn.execute(_UPSERT, {**columns, "job_id": job_id})).one()
+    counts = (await conn.execute(UPSERT, {**columns, "job_id": job_id})).one()
     return UpsertCounts(
         inserted=counts.inserted,
         updated=counts.written - counts.inserted,

@@ -7,7 +7,6 @@ ones are rejected as duplicates, so one job never writes the same student twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,17 +14,6 @@ from pydantic import ValidationError
 from jobrelay.ingestion.schemas import RecordProblem, RejectedRecord, StudentRecord
 
 Outcome = StudentRecord | RejectedRecord
-
-
-@dataclass(frozen=True)
-class CheckedRecords:
-    """Every record's outcome, in input order."""
-
-    outcomes: list[Outcome]
-
-    @property
-    def rejected(self) -> list[RejectedRecord]:
-        return [item for item in self.outcomes if isinstance(item, RejectedRecord)]
 
 
 def _student_id_of(raw: Any) -> str | None:
@@ -46,31 +34,35 @@ def _problems(exc: ValidationError) -> list[RecordProblem]:
     ]
 
 
-def check_record(index: int, raw: Any) -> Outcome:
-    try:
-        return StudentRecord.model_validate(raw)
-    except ValidationError as exc:
-        return RejectedRecord(index=index, student_id=_student_id_of(raw), errors=_problems(exc))
+def _duplicate(index: int, student_id: str, earlier: int) -> RejectedRecord:
+    problem = RecordProblem(
+        field="student_id",
+        reason=f"duplicates the student_id of the record at index {earlier}",
+        type="duplicate_student_id",
+    )
+    return RejectedRecord(index=index, student_id=student_id, errors=[problem])
 
 
-def check_records(raw_records: Sequence[Any]) -> CheckedRecords:
-    outcomes: list[Outcome] = []
-    first_seen: dict[str, int] = {}
-    for index, raw in enumerate(raw_records):
-        outcome = check_record(index, raw)
-        if isinstance(outcome, StudentRecord):
-            earlier = first_seen.setdefault(outcome.student_id, index)
-            if earlier != index:
-                outcome = RejectedRecord(
-                    index=index,
-                    student_id=outcome.student_id,
-                    errors=[
-                        RecordProblem(
-                            field="student_id",
-                            reason=f"duplicates the student_id of the record at index {earlier}",
-                            type="duplicate_student_id",
-                        )
-                    ],
-                )
-        outcomes.append(outcome)
-    return CheckedRecords(outcomes)
+class RecordChecker:
+    """Judges one job's records in order, batch by batch, remembering accepted student_ids."""
+
+    def __init__(self) -> None:
+        self._first_seen: dict[str, int] = {}
+
+    def check(self, index: int, raw: Any) -> Outcome:
+        try:
+            record = StudentRecord.model_validate(raw)
+        except ValidationError as exc:
+            return RejectedRecord(
+                index=index, student_id=_student_id_of(raw), errors=_problems(exc)
+            )
+        earlier = self._first_seen.setdefault(record.student_id, index)
+        return record if earlier == index else _duplicate(index, record.student_id, earlier)
+
+    def check_all(self, raw_records: Sequence[Any], *, start: int = 0) -> list[Outcome]:
+        """Outcomes of consecutive records, the first of which is record number `start`."""
+        return [self.check(start + offset, raw) for offset, raw in enumerate(raw_records)]
+
+
+def check_records(raw_records: Sequence[Any]) -> list[Outcome]:
+    return RecordChecker().check_all(raw_records)

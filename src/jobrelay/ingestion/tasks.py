@@ -1,5 +1,5 @@
-"""The `records.ingest` job body: judge every record, then per batch of 100 await the enrichment
-step and write the batch's valid records together with its progress event.
+"""The `records.ingest` job body: per batch of 100, judge the records, await the enrichment
+step, and write the valid ones together with the batch's progress event.
 
 Each batch commits atomically with the event that reports it, and the writes are upserts that
 leave unchanged rows alone, so a job that runs twice (ARQ delivers at least once) stores the
@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobrelay.db import students as students_db
 from jobrelay.db.students import StudentRow, UpsertCounts
-from jobrelay.ingestion.enrichment import make_enricher
-from jobrelay.ingestion.records import CheckedRecords, check_records
-from jobrelay.ingestion.schemas import IngestInput, IngestResult, StudentRecord
+from jobrelay.ingestion.enrichment import Enricher, make_enricher
+from jobrelay.ingestion.records import RecordChecker
+from jobrelay.ingestion.schemas import IngestInput, IngestResult, RejectedRecord, StudentRecord
 from jobrelay.runtime.context import JobContext
 from jobrelay.runtime.registry import KindRunner, Outcome
 
@@ -34,8 +34,12 @@ class Tally:
     total: int
     handled: int = 0
     stored: int = 0
-    failed: int = 0
     written: UpsertCounts = field(default_factory=UpsertCounts)
+    rejected: list[RejectedRecord] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.rejected)
 
     @property
     def percentage(self) -> int:
@@ -52,7 +56,7 @@ class Tally:
         }
 
     def add_written(self, counts: UpsertCounts) -> dict[str, Any]:
-        """Count a committed batch's writes; the running totals, for its event."""
+        """Count a batch's writes as it commits; the running totals, for its event."""
         self.written = self.written + counts
         return {
             "inserted_records": self.written.inserted,
@@ -73,46 +77,62 @@ def _row(record: StudentRecord) -> StudentRow:
     )
 
 
-async def _ingest_batches(ctx: JobContext, checked: CheckedRecords, tally: Tally) -> None:
+async def _prepare(
+    checker: RecordChecker, enricher: Enricher, raw: list[dict[str, Any]], start: int, tally: Tally
+) -> list[StudentRow]:
+    """Judge one batch and enrich its valid records; the rows to write."""
+    valid: list[StudentRecord] = []
+    for outcome in checker.check_all(raw, start=start):
+        if isinstance(outcome, StudentRecord):
+            valid.append(outcome)
+        else:
+            tally.rejected.append(outcome)
+    if valid:
+        valid = list(await enricher.enrich(valid))
+    tally.handled += len(raw)
+    tally.stored += len(valid)
+    return [_row(record) for record in valid]
+
+
+async def _commit_batch(
+    ctx: JobContext, tally: Tally, rows: list[StudentRow], number: int, batches: int
+) -> None:
+    """Write the batch and report it in one transaction."""
+
+    async def write(conn: AsyncConnection) -> dict[str, Any]:
+        await students_db.defer_commit_flush(conn)
+        counts = await students_db.upsert_students(conn, rows, job_id=ctx.job_id)
+        return tally.add_written(counts)
+
+    await ctx.progress(
+        tally.percentage,
+        f"Processed {tally.handled}/{tally.total} records",
+        data=tally.event_data(number, batches),
+        write=write,
+    )
+
+
+async def _ingest_batches(ctx: JobContext, records: list[dict[str, Any]], tally: Tally) -> None:
+    checker = RecordChecker()
     enricher = make_enricher(ctx.settings)
-    outcomes = checked.outcomes
-    batches = math.ceil(len(outcomes) / BATCH_SIZE)
-    for number, start in enumerate(range(0, len(outcomes), BATCH_SIZE), start=1):
-        batch = outcomes[start : start + BATCH_SIZE]
-        valid = [item for item in batch if isinstance(item, StudentRecord)]
-        if valid:
-            valid = list(await enricher.enrich(valid))
-        rows = [_row(record) for record in valid]
-
-        async def write(conn: AsyncConnection, rows: list[StudentRow] = rows) -> dict[str, Any]:
-            await students_db.defer_commit_flush(conn)
-            counts = await students_db.upsert_students(conn, rows, job_id=ctx.job_id)
-            return tally.add_written(counts)
-
-        tally.handled += len(batch)
-        tally.stored += len(rows)
-        tally.failed += len(batch) - len(rows)
-        await ctx.progress(
-            tally.percentage,
-            f"Processed {tally.handled}/{tally.total} records",
-            data=tally.event_data(number, batches),
-            write=write,
-        )
+    batches = math.ceil(len(records) / BATCH_SIZE)
+    for number, start in enumerate(range(0, len(records), BATCH_SIZE), start=1):
+        rows = await _prepare(checker, enricher, records[start : start + BATCH_SIZE], start, tally)
+        await _commit_batch(ctx, tally, rows, number, batches)
 
 
 async def ingest_records(ctx: JobContext) -> Outcome:
     started = time.perf_counter()
     body = IngestInput.model_validate(ctx.input)
-    checked = check_records(body.records)
-    tally = Tally(total=len(checked.outcomes))
-    await _ingest_batches(ctx, checked, tally)
+    tally = Tally(total=len(body.records))
+    await _ingest_batches(ctx, body.records, tally)
     result = IngestResult(
         total_records=tally.total,
         processed_records=tally.stored,
         failed_records=tally.failed,
         progress_percentage=tally.percentage,
         duration=round(time.perf_counter() - started, 3),
-        errors=checked.rejected,
+        errors=tally.rejected,
     )
     return Outcome(
         result=result.model_dump(mode="json"),
