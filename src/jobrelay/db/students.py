@@ -25,7 +25,6 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
-    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -40,7 +39,6 @@ __all__ = [
     "StudentRow",
     "UpsertCounts",
     "count_students",
-    "defer_commit_flush",
     "get_students",
     "upsert_students",
 ]
@@ -82,7 +80,7 @@ class UpsertCounts:
         )
 
 
-def _upsert_statement() -> Any:
+def _upsert_statement(*, defer_flush: bool) -> Any:
     rows = (
         func.unnest(*(cast(bindparam(name), ARRAY(_COLUMN_TYPES[name])) for name in DATA_COLUMNS))
         .table_valued(*DATA_COLUMNS)
@@ -105,47 +103,51 @@ def _upsert_statement() -> Any:
         where=tuple_(*data).is_distinct_from(tuple_(*incoming)),
     )
     written = upsert.returning(literal_column("xmax = 0").label("inserted")).cte("written")
-    return select(
+    counts = [
         func.count().filter(written.c.inserted).label("inserted"),
         func.count().label("written"),
-    ).select_from(written)
+    ]
+    if defer_flush:  # the same as SET LOCAL, without a round trip of its own
+        counts.append(literal_column("set_config('synchronous_commit', 'off', true)"))
+    return select(*counts).select_from(written)
 
 
 # Parameters: one array per column of DATA_COLUMNS, and `job_id`.
-UPSERT = _upsert_statement()
+UPSERT = _upsert_statement(defer_flush=False)
+_UPSERT_DEFERRING_FLUSH = _upsert_statement(defer_flush=True)
 
 
 async def upsert_students(
-    conn: AsyncConnection, rows: Sequence[StudentRow], *, job_id: uuid.UUID
+    conn: AsyncConnection,
+    rows: Sequence[StudentRow],
+    *,
+    job_id: uuid.UUID,
+    defer_flush: bool = False,
 ) -> UpsertCounts:
     """Insert new students and update changed ones in one statement; `student_id`s must be
     distinct within `rows` (PostgreSQL cannot upsert one row twice in a statement).
 
     Rows go in `student_id` order, so concurrent jobs touching the same students take their
-    row locks in the same order and cannot deadlock."""
+    row locks in the same order and cannot deadlock.
+
+    `defer_flush` lets the transaction's commit return before its WAL reaches disk. Meant for
+    the batches of a job still running: the job's completion commit is synchronous and flushes
+    every earlier WAL record with its own, so a finished job's rows are durable; a crash before
+    that can lose only the latest batches of an unfinished job, which its next attempt writes
+    again. Saves a disk flush per batch."""
     if not rows:
         return UpsertCounts()
     ordered = sorted(rows, key=lambda row: row.student_id)
     columns = {
         name: [row[position] for row in ordered] for position, name in enumerate(DATA_COLUMNS)
     }
-    counts = (await conn.execute(UPSERT, {**columns, "job_id": job_id})).one()
+    stmt = _UPSERT_DEFERRING_FLUSH if defer_flush else UPSERT
+    counts = (await conn.execute(stmt, {**columns, "job_id": job_id})).one()
     return UpsertCounts(
         inserted=counts.inserted,
         updated=counts.written - counts.inserted,
         unchanged=len(rows) - counts.written,
     )
-
-
-async def defer_commit_flush(conn: AsyncConnection) -> None:
-    """Let this transaction's commit return before its WAL reaches disk.
-
-    For the batches of a job that is still running: the job's completion commit is synchronous
-    and flushes every earlier WAL record with its own, so a finished job's rows are durable. A
-    crash before that can lose only the latest batches of an unfinished job, which its next
-    attempt writes again (the upsert is idempotent). Saves one disk flush per batch.
-    """
-    await conn.execute(text("SET LOCAL synchronous_commit = off"))
 
 
 async def get_students(conn: AsyncConnection, student_ids: Sequence[str]) -> Sequence[Row[Any]]:

@@ -100,8 +100,7 @@ async def _commit_batch(
     """Write the batch and report it in one transaction."""
 
     async def write(conn: AsyncConnection) -> dict[str, Any]:
-        await students_db.defer_commit_flush(conn)
-        counts = await students_db.upsert_students(conn, rows, job_id=ctx.job_id)
+        counts = await students_db.upsert_students(conn, rows, job_id=ctx.job_id, defer_flush=True)
         return tally.add_written(counts)
 
     await ctx.progress(
