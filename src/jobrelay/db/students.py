@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    ColumnElement,
     Date,
     Row,
     SmallInteger,
@@ -103,7 +104,7 @@ def _upsert_statement(*, defer_flush: bool) -> Any:
         where=tuple_(*data).is_distinct_from(tuple_(*incoming)),
     )
     written = upsert.returning(literal_column("xmax = 0").label("inserted")).cte("written")
-    counts = [
+    counts: list[ColumnElement[Any]] = [
         func.count().filter(written.c.inserted).label("inserted"),
         func.count().label("written"),
     ]
