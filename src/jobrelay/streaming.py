@@ -33,7 +33,6 @@ def _frame(event: dict[str, Any]) -> str:
     return f"id: {event['id']}\ndata: {json.dumps(event)}\n\n"
 
 
-
 async def _stored_after(
     services: Services, job_id: uuid.UUID, after_id: int
 ) -> list[dict[str, Any]]:
