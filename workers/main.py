@@ -51,6 +51,18 @@ async def reconcile(ctx: dict[str, Any]) -> None:
     await maintenance.reconcile(ctx["services"])
 
 
+async def purge(ctx: dict[str, Any]) -> None:
+    await maintenance.purge(ctx["services"])
+
+
+async def aggregate_stats(ctx: dict[str, Any]) -> None:
+    await maintenance.aggregate(ctx["services"])
+
+
+async def check_generator(ctx: dict[str, Any]) -> None:
+    await maintenance.check_generator(ctx["services"])
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
@@ -89,7 +101,18 @@ def worker_options(settings: Settings) -> dict[str, Any]:
                 run_at_startup=True,
                 unique=True,
                 timeout=120,
-            )
+            ),
+            cron(purge, minute=17, second=0, unique=True, timeout=1800),
+            cron(
+                aggregate_stats, minute=7, second=0, run_at_startup=True, unique=True, timeout=600
+            ),
+            cron(
+                check_generator,
+                second={5, 20, 35, 50},
+                run_at_startup=True,
+                unique=True,
+                timeout=30,
+            ),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

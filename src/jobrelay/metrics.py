@@ -41,6 +41,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobrelay.db import maintenance as maintenance_db
 from jobrelay.db import stats as stats_db
 from jobrelay.services import Services
 from jobrelay.stats import counters
@@ -212,6 +213,21 @@ def _gauge_families(active: Iterable[Any], arq_length: int | None) -> list[Metri
     return families
 
 
+def _generator_families(check: Any) -> list[Metric]:
+    """The generator's last periodic health check (run by a worker), when there was one."""
+    if check is None:
+        return []
+    up = GaugeMetricFamily(
+        "jobrelay_generator_up", "Whether the generator's /health answered at the last check."
+    )
+    up.add_metric([], 1 if check.ok else 0)
+    age = GaugeMetricFamily(
+        "jobrelay_generator_check_age_seconds", "Seconds since the generator was last checked."
+    )
+    age.add_metric([], float(check.age_seconds))
+    return [up, age]
+
+
 async def cluster_families(services: Services) -> list[Metric]:
     up = GaugeMetricFamily(
         "jobrelay_metrics_source_up",
@@ -233,7 +249,9 @@ async def cluster_families(services: Services) -> list[Metric]:
         async with asyncio.timeout(_SOURCE_TIMEOUT):
             async with services.engine.connect() as conn:
                 active = await stats_db.count_by_kind_status(conn, statuses=stats_db.ACTIVE)
+                generator = await maintenance_db.get_check(conn, maintenance_db.GENERATOR_CHECK)
         families += _gauge_families(active, arq_length)
+        families += _generator_families(generator)
         up.add_metric(["postgres"], 1)
     except Exception as exc:
         logger.warning("metrics: PostgreSQL did not answer: %s", exc)

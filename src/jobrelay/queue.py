@@ -90,6 +90,17 @@ class Queue:
             found = await pipe.execute()
         return {key for key, exists in zip(keys, found, strict=True) if exists}
 
+    async def in_progress(self, job_ids: Iterable[uuid.UUID | str]) -> set[str]:
+        """Which of these jobs some worker has started (ARQ's in-progress key is set)."""
+        keys = [str(j) for j in job_ids]
+        if not keys:
+            return set()
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.exists(in_progress_key_prefix + key)
+            found = await pipe.execute()
+        return {key for key, exists in zip(keys, found, strict=True) if exists}
+
     async def release_stale(self, job_id: uuid.UUID | str) -> None:
         """Forget a dead worker's claim so another worker picks the job up now, not after ARQ's
         in-progress timeout; PostgreSQL's lease already says that worker is gone."""

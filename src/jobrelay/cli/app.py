@@ -6,6 +6,7 @@ import typer
 
 from jobrelay.cli import db as db_commands
 from jobrelay.cli import jobs as jobs_commands
+from jobrelay.cli import maintenance as maintenance_commands
 from jobrelay.cli import me as me_commands
 from jobrelay.cli import server as server_commands
 from jobrelay.cli import submit as submit_commands
@@ -22,6 +23,7 @@ app = typer.Typer(
 server_commands.register(app)
 app.add_typer(db_commands.db_app, name="db")
 app.add_typer(users_commands.users_app, name="users")
+app.add_typer(maintenance_commands.maintenance_app, name="maintenance")
 app.add_typer(submit_commands.submit_app, name="submit")
 app.add_typer(jobs_commands.jobs_app, name="jobs")
 app.add_typer(me_commands.me_app, name="me")
