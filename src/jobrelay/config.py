@@ -81,6 +81,7 @@ class Settings(BaseSettings):
 
     # Housekeeping.
     retention_days: int = Field(default=30, ge=1)
+    pg_bin_dir: str = ""  # pg_dump/pg_restore for `jobrelay db backup`; empty: found by version
 
     # CLI.
     api_url: str = "http://127.0.0.1:8000"
