@@ -22,6 +22,7 @@ from jobrelay.runtime.registry import KindRunner
 from jobrelay.services import Services
 from jobrelay.webhooks import delivery as webhook_delivery
 from jobrelay.webhooks.outbox import DELIVER_WEBHOOK
+from workers.resilient import ResilientWorker
 
 logger = logging.getLogger("jobrelay.worker")
 
@@ -131,7 +132,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 def make_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     settings = settings or get_settings()
     options = {**worker_options(settings), **overrides}
-    return Worker(ctx={"settings": settings}, **options)
+    return ResilientWorker(ctx={"settings": settings}, **options)
 
 
 class WorkerSettings:
