@@ -117,9 +117,24 @@ async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# SQLSTATEs that mean "the server cannot serve us right now", not "this request is wrong":
+# connection exceptions (08xxx), shutting down or starting up (57P01-57P03), a statement that
+# ran past its timeout (57014), and the server out of connections (53300).
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "57014", "53300"})
+
+
+def _server_unavailable(exc: DBAPIError) -> bool:
+    state = str(getattr(exc.orig, "sqlstate", None) or "")
+    return state.startswith("08") or state in _UNAVAILABLE_STATES
+
+
 async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
-    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+    if (
+        exc.connection_invalidated
+        or isinstance(exc, OperationalError | InterfaceError)
+        or _server_unavailable(exc)
+    ):
         return await _database_down(request, exc)
     return await _unexpected(request, exc)
 
