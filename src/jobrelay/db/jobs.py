@@ -10,12 +10,15 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Row,
+    String,
     and_,
+    bindparam,
     func,
     insert,
     literal,
@@ -32,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from jobrelay.db.models import job_events_table as events
 from jobrelay.db.models import jobs_table as jobs
 from jobrelay.db.models import users_table as users
+from jobrelay.db.prepared import Parameters, statement
 
 JobRow = Row[*tuple[Any, ...]]
 ACTIVE_STATUSES = ("queued", "processing")
@@ -67,8 +71,16 @@ def _event_from(row: JobRow) -> dict[str, Any]:
 
 async def insert_job(conn: AsyncConnection, values: dict[str, Any]) -> ChangedJob:
     """Insert a job and its first event in one round trip."""
-    new_job = insert(jobs).values(**values).returning(*jobs.c).cte("new_job")
-    changed: ChangedJob = await _with_event(conn, new_job, EventSpec("status"))
+    params = Parameters("insert_job", *sorted(values))
+    for name, value in values.items():
+        params.add(name, value)
+
+    def build(p: Parameters) -> Any:
+        named = {name: p.bind(name, jobs.c[name].type) for name in values}
+        return _with_event(insert(jobs).values(**named).returning(*jobs.c).cte("new_job"))
+
+    changed = await _run_with_event(conn, statement(params, build), params, EventSpec("status"))
+    assert changed is not None  # an INSERT without conditions always returns its row
     return changed
 
 
@@ -85,37 +97,67 @@ async def change_job(
 
     `without_input` returns `input` as NULL: a job's input can be large (1000 records), and a
     worker reporting progress has it already, so it need not travel back with every step."""
-    returned = [
-        literal(None, type_=JSONB).label("input")
-        if without_input and column is jobs.c.input
-        else column
-        for column in jobs.c
-    ]
-    stmt = (
-        update(jobs)
-        .where(jobs.c.id == job_id, *where)
-        .values(updated_at=func.now(), **values)
-        .returning(*returned)
-    )
+    conditions = list(where)
+    params = Parameters("change_job", event is None, without_input, len(conditions))
+    params.add("job_id", job_id)
+    for name, value in values.items():
+        params.add(f"set_{name}", value)
+    for index, condition in enumerate(conditions):
+        params.add(f"where_{index}", condition)
+
+    def build(p: Parameters) -> Any:
+        returned = [
+            literal(None, type_=JSONB).label("input")
+            if without_input and column is jobs.c.input
+            else column
+            for column in jobs.c
+        ]
+        stmt = (
+            update(jobs)
+            .where(
+                jobs.c.id == p.bind("job_id", jobs.c.id.type),
+                *(p.bind(f"where_{index}") for index in range(len(conditions))),
+            )
+            .values(
+                updated_at=func.now(),
+                **{name: p.bind(f"set_{name}", jobs.c[name].type) for name in values},
+            )
+            .returning(*returned)
+        )
+        return stmt if event is None else _with_event(stmt.cte("changed"))
+
+    stmt = statement(params, build)
     if event is None:
-        return (await conn.execute(stmt)).first()
-    result: ChangedJob | None = await _with_event(conn, stmt.cte("changed"), event)
+        return (await conn.execute(stmt, params.values)).first()
+    result: ChangedJob | None = await _run_with_event(conn, stmt, params, event)
     return result
 
 
-async def _with_event(conn: AsyncConnection, source: Any, event: EventSpec) -> Any:
+async def _run_with_event(
+    conn: AsyncConnection, stmt: Any, params: Parameters, event: EventSpec
+) -> ChangedJob | None:
+    values = {**params.values, "event_type": event.type, "event_data": event.data}
+    row = (await conn.execute(stmt, values)).first()
+    if row is None:
+        return None
+    return ChangedJob(job=row, event=_event_from(row))
+
+
+def _with_event(source: Any) -> Any:
+    """Select the changed row joined to the event appended for it (type and data bound as
+    `event_type` and `event_data`); status and progress are read from the row."""
     new_event = (
         insert(events)
         .from_select(
             ["job_id", "type", "status", "progress", "message", "attempt", "data"],
             select(
                 source.c.id,
-                literal(event.type),
+                bindparam("event_type", type_=String()),
                 source.c.status,
                 source.c.progress,
                 source.c.message,
                 source.c.attempts,
-                literal(event.data, type_=JSONB),
+                bindparam("event_data", type_=JSONB),
             ),
         )
         .returning(
@@ -126,15 +168,14 @@ async def _with_event(conn: AsyncConnection, source: Any, event: EventSpec) -> A
         )
         .cte("new_event")
     )
-    both = source.join(new_event, true())
-    row = (await conn.execute(select(source, new_event).select_from(both))).first()
-    if row is None:
-        return None
-    return ChangedJob(job=row, event=_event_from(row))
+    return select(source, new_event).select_from(source.join(new_event, true()))
+
+
+_GET_JOB = select(*jobs.c).where(jobs.c.id == bindparam("job_id", type_=jobs.c.id.type))
 
 
 async def get_job(conn: AsyncConnection, job_id: uuid.UUID) -> JobRow | None:
-    return (await conn.execute(select(*jobs.c).where(jobs.c.id == job_id))).first()
+    return (await conn.execute(_GET_JOB, {"job_id": job_id})).first()
 
 
 async def get_job_for_update(conn: AsyncConnection, job_id: uuid.UUID) -> JobRow | None:
@@ -273,11 +314,39 @@ async def now(conn: AsyncConnection) -> dt.datetime:
     return value
 
 
+# The expressions below are built once per argument and shared (SQLAlchemy expressions are
+# immutable): a job change is made of them, and building them and their cache keys anew on
+# every progress step cost more CPU than running the statement.
+
+
+@lru_cache(maxsize=256)
 def is_attempt(attempt: int) -> ColumnElement[bool]:
     """Fences writes to the attempt that made them: a superseded worker changes nothing."""
     return jobs.c.attempts == attempt
 
 
+@lru_cache(maxsize=16)
+def status_is(status: str) -> ColumnElement[bool]:
+    return jobs.c.status == status
+
+
+@lru_cache(maxsize=16)
+def status_in(statuses: tuple[str, ...]) -> ColumnElement[bool]:
+    return jobs.c.status.in_(statuses)
+
+
+@lru_cache(maxsize=128)
+def progress_at_least(progress: int) -> Any:
+    """The stored progress, raised to `progress` (0-100) but never lowered."""
+    return func.greatest(jobs.c.progress, max(0, min(100, progress)))
+
+
+@cache
+def now_expression() -> Any:
+    return func.now()
+
+
+@cache
 def is_claimable() -> ColumnElement[bool]:
     """Queued and not parked, or processing under a lease that expired (its worker is gone)."""
     return or_(
@@ -286,30 +355,37 @@ def is_claimable() -> ColumnElement[bool]:
     )
 
 
+@cache
 def has_attempts_left() -> ColumnElement[bool]:
     return jobs.c.attempts < jobs.c.max_attempts
 
 
+@cache
 def is_lease_expired() -> ColumnElement[bool]:
     return and_(jobs.c.status == "processing", jobs.c.lease_expires_at < func.now())
 
 
+@lru_cache(maxsize=256)
 def seconds_from_now(seconds: float) -> Any:
     return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
 
+@cache
 def next_attempt() -> Any:
     return jobs.c.attempts + 1
 
 
+@cache
 def started_at_or_now() -> Any:
     return func.coalesce(jobs.c.started_at, func.now())
 
 
+@lru_cache(maxsize=16)
 def deadline_or(seconds_expression: Any) -> Any:
     return func.coalesce(jobs.c.deadline_at, seconds_expression)
 
 
+@cache
 def deadline_from_job() -> Any:
     return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, jobs.c.deadline_seconds)
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement
 
 from jobrelay.db import jobs as jobs_db
 from jobrelay.db.jobs import ChangedJob, EventSpec, JobRow
@@ -37,13 +37,13 @@ async def move(
     """
     changes: dict[str, Any] = {"status": target.value, "message": message, **(values or {})}
     if is_terminal(target):
-        changes.setdefault("completed_at", func.now())
+        changes.setdefault("completed_at", jobs_db.now_expression())
         changes.setdefault("lease_expires_at", None)
     changed = await jobs_db.change_job(
         tx.conn,
         job_id,
         values=changes,
-        where=[jobs.c.status.in_(sources_of(target)), *where],
+        where=[jobs_db.status_in(sources_of(target)), *where],
         event=EventSpec(event_type, data or {}),
     )
     if not isinstance(changed, ChangedJob):
@@ -75,11 +75,11 @@ async def report_progress(
         tx.conn,
         job_id,
         values={
-            "progress": func.greatest(jobs.c.progress, max(0, min(100, progress))),
+            "progress": jobs_db.progress_at_least(progress),
             "message": message,
             **(values or {}),
         },
-        where=[jobs.c.status == JobStatus.PROCESSING.value, *where],
+        where=[jobs_db.status_is(JobStatus.PROCESSING.value), *where],
         event=EventSpec(event_type, data or {}),
         without_input=without_input,
     )
