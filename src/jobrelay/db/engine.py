@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jobrelay.config import Settings
+
+IDLE_PING_SECONDS = 2.0
 
 
 def _dumps(value: Any) -> str:
@@ -21,13 +25,40 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEng
     server_settings = {"jit": "off", "application_name": "jobrelay"}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-    return create_async_engine(
+    engine = create_async_engine(
         settings.sqlalchemy_url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,
         pool_recycle=1800,
         json_serializer=_dumps,
         connect_args={"server_settings": server_settings, "timeout": 5, "command_timeout": 30},
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only if it sat idle for a while.
+
+    SQLAlchemy's `pool_pre_ping` checks every checkout, and with asyncpg a check is three round
+    trips (BEGIN, an empty query, ROLLBACK): more than the query it guards on the status path.
+    A connection handed back milliseconds ago is as alive as the query that just used it; one
+    idle for seconds may have been cut by a PostgreSQL restart, so it is checked, and a dead one
+    invalidates the whole pool (every connection from before the restart) and is replaced.
+    """
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _returned(dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < IDLE_PING_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            raise exc.InvalidatePoolError("connection lost while idle in the pool") from error
