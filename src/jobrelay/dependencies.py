@@ -14,7 +14,8 @@ from jobrelay.users.service import Caller
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async on purpose: FastAPI runs a plain `def` dependency in a thread, a hop per request."""
     services: Services = request.app.state.services
     return services
 

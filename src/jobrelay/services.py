@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from redis.asyncio import Redis
@@ -20,6 +20,12 @@ class Services:
     redis: Redis
     queue: Queue
     http: httpx.AsyncClient
+    # The same pool in autocommit mode, for reads of one statement: a plain `connect()` block
+    # wraps its query in BEGIN and ROLLBACK, two more round trips than the query itself.
+    reads: AsyncEngine = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
     async def open(cls, settings: Settings, *, pool_size: int | None = None) -> Services:

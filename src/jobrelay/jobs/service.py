@@ -147,7 +147,7 @@ async def _replay(
 
 
 async def _visible_row(services: Services, caller: Caller, job_id: uuid.UUID) -> JobRow:
-    async with services.engine.connect() as conn:
+    async with services.reads.connect() as conn:
         row = await jobs_db.get_job(conn, job_id)
     if row is None or (not caller.is_admin and row.user_id != caller.id):
         raise NotFound(f"No job {job_id}.", code="job_not_found")
@@ -178,7 +178,7 @@ async def list_jobs(
             return JobPage(items=[], next_cursor=None)
         user_id = caller.id
     after = decode_cursor(cursor) if cursor else None
-    async with services.engine.connect() as conn:
+    async with services.reads.connect() as conn:
         rows = await jobs_db.list_jobs(
             conn, user_id=user_id, kind=kind, status=status, limit=limit + 1, after=after
         )
@@ -241,7 +241,7 @@ async def list_events(
     services: Services, caller: Caller, job_id: uuid.UUID, *, after_id: int = 0
 ) -> EventList:
     await _visible_row(services, caller, job_id)
-    async with services.engine.connect() as conn:
+    async with services.reads.connect() as conn:
         rows = await jobs_db.list_events(conn, job_id, after_id=after_id)
     return EventList(items=[EventOut.model_validate(r, from_attributes=True) for r in rows])
 
@@ -263,7 +263,7 @@ async def wait_for_end(services: Services, job_id: uuid.UUID, *, seconds: float)
     final: list[JobRow] = []
 
     async def finished() -> bool:
-        async with services.engine.connect() as conn:
+        async with services.reads.connect() as conn:
             row = await jobs_db.get_job(conn, job_id)
         if row is not None and is_terminal(row.status):
             final.append(row)

@@ -42,7 +42,7 @@ async def _step(ctx: JobContext, step: tuple[int, str]) -> None:
 
 
 async def _check_account(ctx: JobContext, cost: int) -> None:
-    async with ctx.services.engine.connect() as conn:
+    async with ctx.services.reads.connect() as conn:
         user = await users_db.get_user(conn, ctx.user_id)
         now = dt.datetime.now(dt.UTC)
     if user is None:

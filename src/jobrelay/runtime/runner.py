@@ -45,7 +45,7 @@ async def run(
     *,
     delivery: int,
 ) -> RunAgain | None:
-    async with services.engine.connect() as conn:
+    async with services.reads.connect() as conn:
         row = await jobs_db.get_job(conn, job_id)
     if row is None:
         return RunAgain(0.2) if delivery < MISSING_ROW_RETRIES else None

@@ -69,7 +69,7 @@ async def authenticate(services: Services, api_key: str | None) -> Caller:
     now = time.monotonic()
     if cached is not None and cached[0] > now:
         return cached[1]
-    async with services.engine.connect() as conn:
+    async with services.reads.connect() as conn:
         row = await users_db.get_user_by_key_hash(conn, digest)
     if row is None:
         _key_cache.pop(digest, None)
