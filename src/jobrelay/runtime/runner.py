@@ -74,8 +74,10 @@ async def _execute(services: Services, runner: KindRunner, claim: Claim) -> RunA
     except JobGone:
         logger.info("job %s: canceled or taken over, stopping", ctx.job_id)
     except JobFailed as exc:
+        await _store_pending(ctx)
         await fail(services, ctx.job_id, ctx.attempt, exc.code, exc.message)
     except TimeoutError:
+        await _store_pending(ctx)
         await fail(
             services,
             ctx.job_id,
@@ -92,11 +94,14 @@ async def _execute(services: Services, runner: KindRunner, claim: Claim) -> RunA
         await _on_cancelled(ctx)
         raise
     except TransientError as exc:
+        await _store_pending(ctx)
         return await _retry_or_fail(ctx, exc.code, exc.message)
     except Exception as exc:
         logger.exception("job %s: attempt %d crashed", ctx.job_id, ctx.attempt)
+        await _store_pending(ctx)
         return await _retry_or_fail(ctx, "job_error", f"{type(exc).__name__}: {exc}")
     finally:
+        ctx.discard()
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
@@ -129,13 +134,16 @@ async def _heartbeat(ctx: JobContext, body: asyncio.Task[Any] | None, lost: asyn
 
 
 async def _finish(ctx: JobContext, outcome: Outcome) -> None:
+    """Store the outcome in one transaction with the steps still waiting to be stored."""
     services = ctx.services
+    await ctx.settle()
     if outcome.detach:
         async with transaction(services) as tx:
+            current = await ctx.store_pending(tx) or ctx.job
             row = await lifecycle.report_progress(
                 tx,
                 ctx.job_id,
-                progress=int(ctx.job.progress),
+                progress=int(current.progress),
                 message=outcome.message,
                 where=[jobs_db.is_attempt(ctx.attempt)],
                 values={"lease_expires_at": None, **(outcome.detach_values or {})},
@@ -145,6 +153,7 @@ async def _finish(ctx: JobContext, outcome: Outcome) -> None:
         return
     try:
         async with transaction(services) as tx:
+            await ctx.store_pending(tx)
             row = await lifecycle.move(
                 tx,
                 ctx.job_id,
@@ -203,9 +212,23 @@ async def _retry_or_fail(ctx: JobContext, code: str, message: str) -> RunAgain |
     return RunAgain(delay) if row is not None else None
 
 
+async def _store_pending(ctx: JobContext) -> None:
+    """Steps the body reported before it ended are stored before its outcome: none is dropped."""
+    try:
+        await ctx.settle()
+        if ctx.has_pending:
+            async with transaction(ctx.services) as tx:
+                await ctx.store_pending(tx)
+    except JobGone:
+        ctx.discard()
+    except Exception as exc:
+        logger.warning("job %s: could not store its last progress steps: %s", ctx.job_id, exc)
+
+
 async def _on_cancelled(ctx: JobContext) -> None:
     """The task was cancelled: by an abort (the job is canceled already) or a worker shutdown,
     in which case the lease is given up so another worker resumes the job at once."""
+    await _store_pending(ctx)
     try:
         async with ctx.services.engine.begin() as conn:
             await jobs_db.renew_lease(conn, ctx.job_id, attempt=ctx.attempt, seconds=0)
