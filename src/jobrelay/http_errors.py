@@ -6,6 +6,7 @@ Failures of PostgreSQL or Redis become 503 naming what is down, so clients retry
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -92,11 +93,31 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(422, error_body(code, message, details))
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's answer to a body that is not text; like any other broken JSON, a 422.
+        return _json(422, error_body("invalid_json", "The request body is not valid JSON."))
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return _json(exc.status_code, error_body(code, message), dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return _json(exc.status_code, error_body(code, message), headers)
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the OpenAPI document gives this path: Starlette names only those of the
+    first route that matched it, though another route may serve the same path."""
+    paths: dict[str, Any] = request.app.openapi().get("paths", {})
+    for template, operations in paths.items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            return ", ".join(sorted(m.upper() for m in operations if m in _HTTP_METHODS))
+    return None
 
 
 async def _database_down(_: Request, exc: Exception) -> JSONResponse:

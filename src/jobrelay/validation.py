@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import BeforeValidator, Strict, ValidationError
 
 
 def find_nul(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
@@ -32,3 +32,16 @@ def error_details(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> l
         {"loc": [*prefix, *err["loc"]], "msg": err["msg"], "type": err["type"]}
         for err in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
+
+
+def integral(value: Any) -> Any:
+    """JSON Schema's `integer` admits 3.0; a strict int would refuse it. Strings and booleans
+    stay refused, as the schema has them."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, Strict(), BeforeValidator(integral)]
+"""An integer as the OpenAPI document promises it: 3 or 3.0, never "3" or true. Constraints go
+in `Field(...)` (or, inside an optional, before the `BeforeValidator`)."""

@@ -18,6 +18,20 @@ from jobrelay.streaming import event_stream_response
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobId = Annotated[uuid.UUID, "job id"]
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "description": "One event of the stream, sent as `id: <event id>` and `data: <event JSON>`.",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/EventOut"},
+        },
+    },
+    "required": ["id", "data"],
+}
+_EVENT_ID = re.compile(r"^[0-9]*$")
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -43,7 +57,7 @@ async def submit_job(
     services: ServicesDep,
     caller: CallerDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=255, pattern=r"\S")] = None,
     prefer: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Any:
     """Accept a job and answer `202` at once. `Prefer: wait=N` holds up to N seconds (≤ 60)."""
@@ -141,7 +155,7 @@ def wants_event_stream(request: Request) -> bool:
     responses={
         200: {
             "content": {
-                "text/event-stream": {"schema": {"type": "string"}},
+                "text/event-stream": {"schema": SSE_EVENT_SCHEMA},
                 "application/json": {"schema": {"$ref": "#/components/schemas/EventList"}},
             }
         },
@@ -153,7 +167,9 @@ async def job_events(
     request: Request,
     services: ServicesDep,
     caller: CallerDep,
-    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+    last_event_id: Annotated[
+        str, Header(max_length=40, json_schema_extra={"pattern": _EVENT_ID.pattern})
+    ] = "",
 ) -> Any:
     after = _event_id(last_event_id)
     if wants_event_stream(request):
@@ -162,12 +178,12 @@ async def job_events(
     return await service.list_events(services, caller, job_id, after_id=after)
 
 
-def _event_id(value: str | None) -> int:
+def _event_id(value: str) -> int:
+    value = value.strip()
     if not value:
         return 0
-    try:
-        return max(0, int(value))
-    except ValueError as exc:
+    if not _EVENT_ID.fullmatch(value):
         raise Unprocessable(
             "Last-Event-ID must be the id of an event.", code="invalid_last_event_id"
-        ) from exc
+        )
+    return int(value)

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from annotated_types import Ge, Le
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    Strict,
+    field_validator,
+)
 
 from jobrelay.db.jobs import JobRow
+from jobrelay.ingestion.schemas import IngestInput
+from jobrelay.prompts.schemas import PromptInput
+from jobrelay.quizzes.schemas import QuizInput
+from jobrelay.validation import integral
 
 JobKind = Literal["quiz.generate", "prompt.generate", "records.ingest"]
 JobStatusName = Literal["queued", "processing", "completed", "failed", "canceled"]
@@ -16,35 +29,60 @@ WebhookEvent = Literal["start", "progress", "completed"]
 EventType = Literal["status", "progress", "callback", "webhook"]
 
 
+def _any_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("input must be an object")
+    return value
+
+
+# Documented as the kind's own input schema, checked against it after parsing (so the errors
+# name the kind); the order matches `_INPUT_KINDS`.
+KindInput = Annotated[
+    dict[str, Any],
+    PlainValidator(_any_object, json_schema_input_type=PromptInput | QuizInput | IngestInput),
+]
+_INPUT_KINDS = ("prompt.generate", "quiz.generate", "records.ingest")
+
+
+def _pair_kind_with_input(schema: dict[str, Any]) -> None:
+    """In the OpenAPI document, tie each `kind` to its input schema (one of three shapes)."""
+    inputs = schema["properties"]["input"]["anyOf"]
+    schema["oneOf"] = [
+        {"properties": {"kind": {"const": kind}, "input": ref}}
+        for kind, ref in zip(_INPUT_KINDS, inputs, strict=True)
+    ]
+    schema["examples"] = [
+        {
+            "kind": "prompt.generate",
+            "input": {"manual_prompt": "Write a friendly welcome email for new students"},
+            "webhook_events_filter": ["completed"],
+            "metadata": {"request_id": "abc-123"},
+        }
+    ]
+
+
 class JobCreate(BaseModel):
     """A submission. `input` is validated against the kind's own schema."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "kind": "prompt.generate",
-                    "input": {"manual_prompt": "Write a friendly welcome email for new students"},
-                    "webhook_events_filter": ["completed"],
-                    "metadata": {"request_id": "abc-123"},
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_pair_kind_with_input)
 
     kind: JobKind
-    input: dict[str, Any]
-    webhook: str | None = Field(default=None, max_length=2048)
+    input: KindInput
+    webhook: str | None = Field(
+        default=None,
+        max_length=2048,
+        json_schema_extra={"format": "uri", "pattern": "^https?://"},
+        description="An http(s) URL whose host resolves to public addresses only.",
+    )
     webhook_events_filter: list[WebhookEvent] = Field(
         default_factory=lambda: list[WebhookEvent](["completed"]), max_length=3
     )
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    user_id: int | None = Field(default=None, ge=1, le=2**62)
-    deadline_seconds: int | None = Field(
+    metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra={"maxProperties": 50})
+    user_id: Annotated[int, Strict(), Ge(1), Le(2**62), BeforeValidator(integral)] | None = None
+    deadline_seconds: (
+        Annotated[int, Strict(), Ge(30), Le(86_400), BeforeValidator(integral)] | None
+    ) = Field(
         default=None,
-        ge=30,
-        le=86_400,
         description="Time a started job may take before it fails with `timeout` (kind default).",
     )
 

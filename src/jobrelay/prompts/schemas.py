@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class PromptInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    manual_prompt: str = Field(min_length=1, max_length=20_000)
+    manual_prompt: str = Field(
+        min_length=1, max_length=20_000, json_schema_extra={"pattern": r"\S"}
+    )
 
     @field_validator("manual_prompt")
     @classmethod

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+
+from jobrelay.validation import JsonInt
 
 __all__ = [
     "ANSWER_LETTERS",
@@ -29,7 +38,11 @@ MAX_QUESTIONS_PER_CALLBACK = 200
 """More than the largest quiz, so a generator that adds a few is not refused."""
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Label = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"}),
+]
 TaskId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -40,14 +53,14 @@ class _Strict(BaseModel):
 class QuizInput(_Strict):
     """What a client asks for; the original request body without `user_id`."""
 
-    quiz_size: int = Field(strict=True, ge=1, le=100, description="Number of questions, 1-100.")
+    quiz_size: JsonInt = Field(ge=1, le=100, description="Number of questions, 1-100.")
     declared_level: Label = Field(
         default="Intermediate", description="The learner's level, e.g. Beginner or Advanced."
     )
     goals: ShortText = Field(default="", description="Why the learner studies, e.g. job.")
     profession: ShortText = Field(default="", description="e.g. software engineer.")
     referred_frequency: ShortText = Field(default="", description="How often, e.g. daily.")
-    motivation_level: int = Field(default=5, strict=True, ge=1, le=10, description="1-10.")
+    motivation_level: JsonInt = Field(default=5, ge=1, le=10, description="1-10.")
     preferred_topics: list[Label] = Field(default_factory=list, max_length=20)
     weak_skills: list[Label] = Field(default_factory=list, max_length=20)
     extra_instructions: str = Field(default="", max_length=2000)

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from jobrelay.validation import JsonInt
 
 Role = Literal["user", "admin"]
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only what the schema promises (`format: date-time`): not Unix seconds, not a bare date."""
+    if isinstance(value, dt.datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError("must be a date-time with a time zone, like 2026-01-31T12:00:00Z")
+
+
+Timestamp = Annotated[dt.datetime, BeforeValidator(_rfc3339)]
 
 
 class UserCreate(BaseModel):
@@ -18,8 +32,8 @@ class UserCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     role: Role = "user"
-    tokens: int = Field(default=0, ge=0, le=2**53)
-    subscription_expires_at: dt.datetime | None = None
+    tokens: JsonInt = Field(default=0, ge=0, le=2**53)
+    subscription_expires_at: Timestamp | None = None
 
 
 class UserOut(BaseModel):
