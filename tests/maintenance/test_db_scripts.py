@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from pathlib import Path
 
+from jobrelay.db.migrate import upgrade
 from jobrelay.jobs.states import JobStatus
 from jobrelay.kinds import KINDS
 from jobrelay.users.keys import hash_api_key
 from tests.maintenance.conftest import Scratch
+from tests.reliability.servers import PrivatePostgres
 
 STATUSES = {status.value for status in JobStatus}
 
@@ -112,3 +115,30 @@ def test_backup_reports_unreachable_database(scratch: Scratch, tmp_path: Path) -
     )
     assert done.returncode == 3
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+async def test_backup_of_the_embedded_server_uses_its_own_tools(tmp_path: Path) -> None:
+    """pgserver's PostgreSQL is a newer major version than the system client tools here; the
+    backup must pick pgserver's bundled pg_dump, not fail with a version mismatch."""
+    server = PrivatePostgres()
+    await asyncio.to_thread(server.start)
+    try:
+        await asyncio.to_thread(upgrade, server.url)
+        embedded = Scratch(
+            {
+                "JOBRELAY_DATABASE_URL": server.url.replace("+asyncpg", ""),
+                "JOBRELAY_REDIS_URL": "redis://127.0.0.1:1/0",
+            }
+        )
+        await embedded.execute(
+            "INSERT INTO users (name, role, tokens, webhook_secret) VALUES ('x', 'user', 0, 'w')"
+        )
+        archive = tmp_path / "embedded.dump"
+        done = embedded.cli("db", "backup", str(archive))
+        assert done.returncode == 0, done.stderr
+        await embedded.execute("DELETE FROM users")
+        done = embedded.cli("db", "restore", str(archive))
+        assert done.returncode == 0, done.stderr
+        assert len(await embedded.fetch("SELECT 1 FROM users")) == 1
+    finally:
+        await asyncio.to_thread(server.stop)
