@@ -18,8 +18,11 @@ class Settings(BaseSettings):
     # Connections. Empty means "embedded" for `jobrelay dev` and an error elsewhere.
     database_url: str = ""
     redis_url: str = ""
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    # 20 connections kept open per process, none beyond: an overflow connection is closed as
+    # soon as it is handed back, so load above the pool size opened and closed a PostgreSQL
+    # connection every few requests (a backend fork each); waiting for a pooled one is cheaper.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
     redis_timeout: float = Field(default=2.0, gt=0)
