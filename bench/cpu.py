@@ -26,6 +26,8 @@ class CpuMeter:
     admin_dsn: str | None = None
     before: dict[int, float] = field(default_factory=dict)
     used: dict[str, float] = field(default_factory=dict)
+    sessions_before: int = 0
+    sessions: int = 0  # PostgreSQL connections opened between start and stop
 
     @classmethod
     def for_processes(
@@ -55,7 +57,21 @@ class CpuMeter:
             await conn.close()
         return [int(r["pid"]) for r in rows]
 
+    async def _sessions(self) -> int:
+        """Connections PostgreSQL has accepted to the database so far."""
+        if self.database is None or self.admin_dsn is None:
+            return 0
+        conn = await asyncpg.connect(self.admin_dsn)
+        try:
+            count = await conn.fetchval(
+                "SELECT sessions FROM pg_stat_database WHERE datname = $1", self.database
+            )
+        finally:
+            await conn.close()
+        return int(count or 0)
+
     async def start(self) -> None:
+        self.sessions_before = await self._sessions()
         self.groups["postgres"] = await self._backends()
         self.before = pid_cpu([pid for pids in self.groups.values() for pid in pids])
 
@@ -63,10 +79,12 @@ class CpuMeter:
         backends = await self._backends()
         self.groups["postgres"] = sorted(set(self.groups["postgres"]) | set(backends))
         after = pid_cpu([pid for pids in self.groups.values() for pid in pids])
+        # A process gone by now took its last CPU figure with it: it counts for nothing.
         self.used = {
-            name: sum(after.get(pid, 0.0) - self.before.get(pid, 0.0) for pid in pids)
+            name: sum(after[pid] - self.before.get(pid, 0.0) for pid in pids if pid in after)
             for name, pids in self.groups.items()
         }
+        self.sessions = await self._sessions() - self.sessions_before
         return self.used
 
     def per(self, units: int) -> dict[str, float]:

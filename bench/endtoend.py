@@ -191,6 +191,7 @@ async def _jobrelay(
             await meter.stop()
             extra = {
                 **{f"cpu {name}": ms for name, ms in meter.per(total).items()},
+                "connections_opened": meter.sessions,
                 "seconds": finished - began,
                 "submit_seconds": submitted.seconds,
                 "submit_p99": submitted.p99,
@@ -284,8 +285,8 @@ async def _bare_arq(ctx: Context, total: int, warm: int) -> tuple[float, dict[st
 
 
 async def run(ctx: Context) -> list[Row]:
-    total = ctx.size(2000, 300)
-    warm = ctx.size(200, 50)
+    total = ctx.size(2000, 200)
+    warm = ctx.size(200, 30)
     bare, bare_cpu = await _bare_arq(ctx, total, warm)
     ctx.log(f"endtoend: bare ARQ {bare:,.0f} jobs/s; CPU ms/job: {describe(bare_cpu)}")
     ours, readings, problems, extra = await _jobrelay(ctx, total, warm)
@@ -293,7 +294,8 @@ async def run(ctx: Context) -> list[Row]:
     ctx.log(
         f"endtoend: jobrelay {ours:,.0f} jobs/s ({extra['seconds']:.2f} s; submitting took "
         f"{extra['submit_seconds']:.2f} s, submit p99 {extra['submit_p99']:.1f} ms); "
-        f"CPU ms/job: {describe(ours_cpu)}; problems: {problems or 'none'}"
+        f"CPU ms/job: {describe(ours_cpu)}; {extra['connections_opened']:.0f} PostgreSQL "
+        f"connections opened; problems: {problems or 'none'}"
     )
     ratio = ours / bare if bare else 0.0
     return [

@@ -63,6 +63,7 @@ class Requests:
 class Measured:
     load: LoadResult
     cpu_ms: dict[str, float]  # CPU per request, by process group (server, postgres, redis)
+    connections_opened: int  # PostgreSQL connections opened during the run
 
     @property
     def server_cpu_ms(self) -> float:
@@ -90,12 +91,12 @@ class Measured:
             duration=duration,
         )
         await meter.stop()
-        return cls(load, meter.per(load.count))
+        return cls(load, meter.per(load.count), meter.sessions)
 
 
 async def run(ctx: Context) -> list[Row]:
-    duration = ctx.seconds(8.0, 2.5)
-    warmup = ctx.seconds(2.0, 1.0)
+    duration = ctx.seconds(8.0, 1.5)
+    warmup = ctx.seconds(2.0, 0.5)
     rounds = 2 if not ctx.quick else 1
     processes = 1
     async with stack(ctx.template, {"JOBRELAY_RATE_LIMIT_PER_MINUTE": "1000000000"}) as s:
@@ -148,7 +149,9 @@ async def run(ctx: Context) -> list[Row]:
                     ctx.log(
                         f"  {name}: {m.load.rate:,.0f} req/s p50 {m.load.p50:.1f} ms "
                         f"p99 {m.load.p99:.1f} ms, CPU ms/req: {describe(m.cpu_ms)}, "
-                        f"client {m.load.client_cores:.0%} of a core, statuses {dict(m.load.statuses)}"
+                        f"client {m.load.client_cores:.0%} of a core, "
+                        f"{m.connections_opened} PostgreSQL connections opened, "
+                        f"statuses {dict(m.load.statuses)}"
                     )
                 if best_base is None or base.load.rate > best_base.load.rate:
                     best_base = base
