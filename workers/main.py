@@ -20,7 +20,7 @@ from jobrelay.queue import RUN_JOB, redis_settings, retry_later
 from jobrelay.quizzes import tasks as quiz_tasks
 from jobrelay.runtime import maintenance, runner
 from jobrelay.runtime.registry import KindRunner
-from jobrelay.services import Services
+from jobrelay.services import Services, freeze_startup_heap
 from jobrelay.webhooks import delivery as webhook_delivery
 from jobrelay.webhooks.outbox import DELIVER_WEBHOOK
 from workers.resilient import ResilientWorker
@@ -70,6 +70,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["settings"] = settings
     ctx["services"] = await Services.open(settings)
     ctx["registry"] = REGISTRY
+    freeze_startup_heap()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

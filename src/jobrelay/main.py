@@ -19,7 +19,7 @@ from jobrelay.jobs.router import router as jobs_router
 from jobrelay.metrics import MetricsMiddleware
 from jobrelay.metrics import router as metrics_router
 from jobrelay.middleware import BodyLimitMiddleware
-from jobrelay.services import Services
+from jobrelay.services import Services, freeze_startup_heap
 from jobrelay.stats.router import router as stats_router
 from jobrelay.users.router import me_router, users_router
 from jobrelay.webhooks.router import router as deliveries_router
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await Services.open(settings)
         app.state.services = services
+        freeze_startup_heap()
         try:
             yield
         finally:
