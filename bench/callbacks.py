@@ -37,7 +37,7 @@ QUIZ_INPUT = {
 
 
 async def run(ctx: Context) -> list[Row]:
-    count = ctx.size(300, 30)
+    count = ctx.size(300, 20)
     warm = 10
     async with stack(ctx.template) as s:
         assert s.admin is not None

@@ -285,8 +285,8 @@ async def _bare_arq(ctx: Context, total: int, warm: int) -> tuple[float, dict[st
 
 
 async def run(ctx: Context) -> list[Row]:
-    total = ctx.size(2000, 200)
-    warm = ctx.size(200, 30)
+    total = ctx.size(2000, 150)
+    warm = ctx.size(200, 20)
     bare, bare_cpu = await _bare_arq(ctx, total, warm)
     ctx.log(f"endtoend: bare ARQ {bare:,.0f} jobs/s; CPU ms/job: {describe(bare_cpu)}")
     ours, readings, problems, extra = await _jobrelay(ctx, total, warm)

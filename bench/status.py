@@ -77,9 +77,9 @@ async def fill(conn: asyncpg.Connection, rows: int, owners: list[int]) -> float:
 
 
 async def run(ctx: Context) -> list[Row]:
-    rows = ctx.size(1_000_000, 50_000)
-    samples = ctx.size(3000, 300)
-    list_samples = ctx.size(300, 40)
+    rows = ctx.size(1_000_000, 30_000)
+    samples = ctx.size(3000, 200)
+    list_samples = ctx.size(300, 30)
     async with stack(ctx.template) as s:
         assert s.admin is not None
         owner = (await s.make_users(1))[0]
@@ -118,7 +118,7 @@ async def run(ctx: Context) -> list[Row]:
         await httpload.run(port, gets, connections=4, total=200)  # warm the pool and caches
         one = await httpload.run(port, gets, connections=1, total=samples)
         many = await httpload.run(
-            port, gets, connections=32, duration=ctx.seconds(5.0, 1.5), warmup=0.5
+            port, gets, connections=32, duration=ctx.seconds(5.0, 1.0), warmup=0.3
         )
         ctx.log(
             f"status: GET 1 client p50 {one.p50:.2f} p99 {one.p99:.2f} ms; 32 clients "
