@@ -155,10 +155,11 @@ async def _jobrelay(
 ) -> tuple[float, dict[str, float], list[str], dict[str, float]]:
     readings: dict[str, float] = {}
     async with stack(ctx.template) as s:
-        api = s.start_api()
+        api = s.start_api(wait=False)
         worker = await s.start_worker()
-        users = await s.make_users(USERS)
-        await asyncio.sleep(1.0)
+        users = await s.make_users(ctx.size(USERS, 20))
+        api.wait_http("/healthz")
+        await asyncio.sleep(ctx.seconds(1.0, 0.3))
         readings["idle API"] = memory.rss(api)
         readings["idle worker"] = memory.rss(worker)
         port = api.port or 0

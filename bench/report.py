@@ -25,7 +25,8 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        if self.baseline is None or not self.baseline:
+        """jobrelay's figure over the baseline's; none when the baseline rounds to zero."""
+        if self.baseline is None or abs(self.baseline) < 0.005:
             return None
         return self.value / self.baseline
 

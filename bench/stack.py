@@ -66,9 +66,11 @@ class Stack:
         }
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
-    def start_api(self) -> Proc:
+    def start_api(self, *, wait: bool = True) -> Proc:
+        """Start the API; with `wait=False` the caller waits (`wait_http`) after other setup."""
         self.api = jobrelay_api(self.env).start()
-        self.api.wait_http("/healthz")
+        if wait:
+            self.api.wait_http("/healthz")
         return self.api
 
     async def start_worker(self, timeout: float = 30.0) -> Proc:

@@ -77,11 +77,12 @@ async def fill(conn: asyncpg.Connection, rows: int, owners: list[int]) -> float:
 
 
 async def run(ctx: Context) -> list[Row]:
-    rows = ctx.size(1_000_000, 30_000)
+    rows = ctx.size(1_000_000, 20_000)
     samples = ctx.size(3000, 200)
     list_samples = ctx.size(300, 30)
     async with stack(ctx.template) as s:
         assert s.admin is not None
+        api = s.start_api(wait=False)  # starts while the table fills
         owner = (await s.make_users(1))[0]
         conn = await s.connect()
         try:
@@ -106,7 +107,7 @@ async def run(ctx: Context) -> list[Row]:
             random.Random(7).shuffle(ids)
         finally:
             await conn.close()
-        api = s.start_api()
+        api.wait_http("/healthz")
         port = api.port or 0
         admin_auth = {"authorization": f"Bearer {s.admin.key}"}
         gets = GetJobs(

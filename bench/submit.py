@@ -100,8 +100,7 @@ async def run(ctx: Context) -> list[Row]:
     rounds = 2 if not ctx.quick else 1
     processes = 1
     async with stack(ctx.template, {"JOBRELAY_RATE_LIMIT_PER_MINUTE": "1000000000"}) as s:
-        api = s.start_api()
-        users = await s.make_users(CONNECTIONS)
+        api = s.start_api(wait=False)
         port = free_tcp_port()
         baseline = Proc(
             "baseline",
@@ -110,6 +109,8 @@ async def run(ctx: Context) -> list[Row]:
             port=port,
         ).start()
         try:
+            users = await s.make_users(CONNECTIONS)
+            api.wait_http("/healthz")
             baseline.wait_http("/openapi.json")
             ours_requests = Requests.submit(api.port or 0, [u.key for u in users])
             base_requests = Requests(
@@ -158,7 +159,7 @@ async def run(ctx: Context) -> list[Row]:
                 if best_ours is None or ours.load.rate > best_ours.load.rate:
                     best_ours = ours
             assert best_ours is not None and best_base is not None
-            single = ctx.size(500, 100)
+            single = ctx.size(500, 50)
             one_ours = await httpload.run(api.port or 0, ours_requests, connections=1, total=single)
             one_base = await httpload.run(port, base_requests, connections=1, total=single)
             ctx.log(
