@@ -77,7 +77,10 @@ async def run_together(
         tasks[-1].cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await tasks[-1]
-        await worker.close()
+        # ARQ may still be finishing a job's bookkeeping; its cancellation must not abort the
+        # rest of the shutdown (the servers below and the embedded databases after them).
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await worker.close()
     for server in servers:
         server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
