@@ -15,7 +15,7 @@ offline model with no delays, so what is measured is the service, not the model.
 Run:
     python -m bench.load                # starts its own stack (API + 2 workers) on the local or
                                         # embedded PostgreSQL and Redis, 20 s per level
-    python -m bench.load --quick        # 5 s per level
+    python -m bench.load --quick        # 2.5 s per level
     python -m bench.load --url http://host:8000 --key ADMIN_KEY [--dsn postgresql://...]
 It also joins `python -m bench` (through `run(ctx)`).
 """
@@ -357,7 +357,7 @@ async def own_stack(
 
 async def run(ctx: Context) -> list[Row]:
     """Entry point for `python -m bench`."""
-    results = await own_stack(ctx.template, LEVELS, ctx.seconds(20, 5), log=ctx.log)
+    results = await own_stack(ctx.template, LEVELS, ctx.seconds(20, 2.5), log=ctx.log)
     return rows(results)
 
 
@@ -378,7 +378,7 @@ async def _users_via_api(base_url: str, admin_key: str, count: int) -> list[str]
 
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="5 s per level instead of 20")
+    parser.add_argument("--quick", action="store_true", help="2.5 s per level instead of 20")
     parser.add_argument("--seconds", type=float, help="seconds per level")
     parser.add_argument("--clients", type=int, nargs="+", default=list(LEVELS))
     parser.add_argument("--url", help="an API already running (needs --key)")
@@ -386,7 +386,7 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--dsn", help="its PostgreSQL, to count connections (optional)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
-    seconds = args.seconds or (5.0 if args.quick else 20.0)
+    seconds = args.seconds or (2.5 if args.quick else 20.0)
     results: list[LevelResult] = []
     if args.url:
         if not args.key:
