@@ -384,6 +384,11 @@ async def test_header_shows_counts_durations_and_queue_depth(
     await expect(page.get_by_test_id("filter-status")).to_have_value("completed")
     badges = page.get_by_test_id("job-row").get_by_test_id("status-badge")
     await expect(badges.first).to_have_text("Completed")
+    # The unfiltered rows stay on screen until the filtered page arrives.
+    for _ in range(100):
+        if set(await badges.all_text_contents()) == {"Completed"}:
+            break
+        await asyncio.sleep(0.1)
     assert set(await badges.all_text_contents()) == {"Completed"}
 
 
