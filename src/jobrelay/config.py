@@ -39,7 +39,6 @@ class Settings(BaseSettings):
     worker_max_jobs: int = Field(default=50, ge=1)
     worker_poll_delay: float = Field(default=0.05, gt=0)
     worker_queue_read_limit: int = Field(default=200, ge=1)
-    job_timeout_seconds: int = Field(default=600, ge=1)
     lease_seconds: int = Field(default=30, ge=2)
     max_attempts: int = Field(default=3, ge=1)
     retry_base_delay: float = Field(default=1.0, ge=0)
