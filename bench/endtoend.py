@@ -21,7 +21,6 @@ import os
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -33,6 +32,7 @@ from bench.cpu import CpuMeter, describe
 from bench.environment import Proc, RedisLease, child_env
 from bench.report import Row
 from bench.stack import stack
+from bench.submit import Requests
 from jobrelay.broadcast import CHANNEL_PREFIX
 from jobrelay.config import Settings
 
@@ -42,32 +42,17 @@ RATIO_TARGET = 0.40
 EXPECTED_PROGRESS = [0, 10, 30, 50, 70, 90, 100]
 
 
-@dataclass(frozen=True)
-class Submits:
-    prebuilt: tuple[bytes, ...]
-
-    @classmethod
-    def build(cls, port: int, keys: list[str], run: str) -> Submits:
-        body = {
+def submits(port: int, keys: list[str], run: str) -> Requests:
+    """Prompt submissions tagged with the run they belong to (warm-up or measured)."""
+    return Requests.submit(
+        port,
+        keys,
+        body={
             "kind": "prompt.generate",
             "input": {"manual_prompt": "Explain photosynthesis to a ten year old"},
             "metadata": {"run": run},
-        }
-        return cls(
-            tuple(
-                httpload.request_bytes(
-                    "POST",
-                    "/v1/jobs",
-                    port=port,
-                    headers={"authorization": f"Bearer {key}"},
-                    body=body,
-                )
-                for key in keys
-            )
-        )
-
-    def __call__(self, n: int) -> bytes:
-        return self.prebuilt[n % len(self.prebuilt)]
+        },
+    )
 
 
 async def _wait_terminal(conn: asyncpg.Connection, count: int, timeout: float) -> float:
@@ -169,9 +154,7 @@ async def _jobrelay(
         await listener.start()
         try:
             ctx.log(f"endtoend: jobrelay warm-up, {warm} jobs")
-            await httpload.run(
-                port, Submits.build(port, keys, "warm"), connections=PRODUCERS, total=warm
-            )
+            await httpload.run(port, submits(port, keys, "warm"), connections=PRODUCERS, total=warm)
             await _wait_terminal(conn, warm, timeout=120)
             ctx.log(f"endtoend: jobrelay, {total} jobs")
             meter = CpuMeter.for_processes(
@@ -184,7 +167,7 @@ async def _jobrelay(
             began = time.time()
             submitting = asyncio.create_task(
                 httpload.run(
-                    port, Submits.build(port, keys, "measure"), connections=PRODUCERS, total=total
+                    port, submits(port, keys, "measure"), connections=PRODUCERS, total=total
                 )
             )
             finished = await _wait_terminal(conn, warm + total, timeout=600)

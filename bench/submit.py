@@ -13,6 +13,7 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from bench import httpload, memory
 from bench.context import Context
@@ -40,8 +41,9 @@ class Requests:
     prebuilt: tuple[bytes, ...]
 
     @classmethod
-    def submit(cls, port: int, keys: list[str]) -> Requests:
-        body = json.dumps(BODY).encode()
+    def submit(cls, port: int, keys: list[str], body: dict[str, Any] | None = None) -> Requests:
+        """`POST /v1/jobs` with each key in turn (the benchmark's BODY unless given)."""
+        encoded = json.dumps(BODY if body is None else body).encode()
         return cls(
             tuple(
                 httpload.request_bytes(
@@ -49,7 +51,7 @@ class Requests:
                     "/v1/jobs",
                     port=port,
                     headers={"authorization": f"Bearer {key}"},
-                    body=body,
+                    body=encoded,
                 )
                 for key in keys
             )
