@@ -85,6 +85,9 @@ def test_dev_on_the_embedded_servers_survives_a_restart(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/docs" in out
     assert key in out
     assert "Traceback" not in out
+    lines = out.splitlines()
+    assert f"Try: export JOBRELAY_API_URL=http://127.0.0.1:{port} JOBRELAY_API_KEY={key}" in lines
+    assert any(line.rstrip().endswith('10 year old" --watch') for line in lines), out
     process, port = _start_dev(data_dir, env)
     try:
         _wait_ready(process, port)
@@ -137,3 +140,20 @@ def test_server_commands_need_configuration() -> None:
     assert result.returncode == 2
     assert "JOBRELAY_DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dev_refuses_a_data_directory_of_an_older_postgresql_in_one_message(
+    tmp_path: Path,
+) -> None:
+    pgdata = tmp_path / "postgres"
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("16\n")
+    (pgdata / "base").mkdir()
+    (pgdata / "base" / "kept").write_text("rows")
+    result = run_cli(["dev", "--data-dir", str(tmp_path)], base_env({}))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "PostgreSQL 16" in result.stderr and "jobrelay db backup" in result.stderr
+    assert result.stderr.startswith("error: ")
+    assert (pgdata / "base" / "kept").read_text() == "rows"
+    assert sorted(p.name for p in pgdata.iterdir()) == ["PG_VERSION", "base"]
