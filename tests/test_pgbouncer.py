@@ -42,7 +42,9 @@ async def test_a_job_lives_its_whole_life_behind_pgbouncer(
     env, bouncer = bounced_env
     env = {**env, "JOBRELAY_DB_PGBOUNCER": "true", "JOBRELAY_PROMPT_STEP_DELAY": "0.2"}
 
-    created = run_cli(["users", "create", "ops", "--admin", "--tokens", "100000", "--json"], base_env(env))
+    created = run_cli(
+        ["users", "create", "ops", "--admin", "--tokens", "100000", "--json"], base_env(env)
+    )
     assert created.returncode == 0, created.stderr
     key = json.loads(created.stdout)["api_key"]
     listed = run_cli(["users", "list", "--json"], base_env(env))
