@@ -64,5 +64,22 @@ def describe(exc: BaseException) -> str | None:
             return f"the embedded servers could not start: {_first_line(str(leaf))}"
         if isinstance(leaf, OSError | TimeoutError):
             detail = _first_line(str(leaf)) or type(leaf).__name__
-            return f"could not reach PostgreSQL or Redis: {detail}"
+            return f"could not reach {_which_server(detail)}: {detail}"
     return None
+
+
+def _which_server(detail: str) -> str:
+    """Name the server whose port the connection error mentions."""
+    from urllib.parse import urlsplit
+
+    from jobrelay.config import get_settings
+
+    settings = get_settings()
+    for name, url in (("PostgreSQL", settings.database_url), ("Redis", settings.redis_url)):
+        try:
+            port = urlsplit(url).port
+        except ValueError:
+            continue
+        if port is not None and re.search(rf"\b{port}\b", detail):
+            return name
+    return "PostgreSQL or Redis"
