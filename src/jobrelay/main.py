@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 
 from jobrelay import __version__
 from jobrelay.callbacks.router import router as callbacks_router
@@ -59,7 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.close()
 
-    app = FastAPI(
+    # Swagger UI from the assets fastapi-offline ships, so /docs works without internet. No
+    # ReDoc: its bundled script still fetches its logo from a CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
+        swagger_ui_parameters={"validatorUrl": None},
         title="jobrelay",
         version=__version__,
         description=DESCRIPTION,

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from jobrelay.cli.exit_codes import ExitCode
 from jobrelay.config import Settings, get_settings
 
 console = Console(stderr=True)
@@ -57,14 +58,19 @@ def dev(
     embedded PostgreSQL and Redis under --data-dir (or on JOBRELAY_DATABASE_URL/REDIS_URL)."""
     from jobrelay.cli.bootstrap import ensure_admin_key
     from jobrelay.db.migrate import upgrade
-    from jobrelay.embedded import start_embedded
+    from jobrelay.embedded import EmbeddedServerError, IncompatibleDataDirectory, start_embedded
     from jobrelay.runner_process import api_server, generator_server, run_together
     from jobrelay.users.keys import new_webhook_secret
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = get_settings()
-    embedded = start_embedded(data_dir, postgres=not env.database_url, redis=not env.redis_url)
+    try:
+        embedded = start_embedded(data_dir, postgres=not env.database_url, redis=not env.redis_url)
+    except EmbeddedServerError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        incompatible = isinstance(exc, IncompatibleDataDirectory)
+        raise typer.Exit(ExitCode.USAGE if incompatible else ExitCode.UNREACHABLE) from None
     try:
         overrides: dict[str, object] = {
             "database_url": env.database_url or embedded.database_url,
@@ -103,7 +109,9 @@ def dev(
         console.print(Panel("\n".join(lines), title="jobrelay dev", expand=False))
         console.print(
             f"Try: export JOBRELAY_API_URL={api_url} JOBRELAY_API_KEY={admin_key}\n"
-            '     jobrelay submit prompt "Explain photosynthesis to a 10 year old" --watch'
+            '     jobrelay submit prompt "Explain photosynthesis to a 10 year old" --watch',
+            soft_wrap=True,
+            highlight=False,
         )
         servers = [api_server(settings, host, port)]
         if not no_generator:
