@@ -14,24 +14,15 @@ from arq import cron, func
 from arq.worker import Worker
 
 from jobrelay.config import Settings, get_settings
-from jobrelay.ingestion import tasks as ingest_tasks
-from jobrelay.prompts import tasks as prompt_tasks
+from jobrelay.kinds import load_kinds
 from jobrelay.queue import RUN_JOB, redis_settings, retry_later
-from jobrelay.quizzes import tasks as quiz_tasks
 from jobrelay.runtime import maintenance, runner
-from jobrelay.runtime.registry import KindRunner
 from jobrelay.services import Services, freeze_startup_heap
 from jobrelay.webhooks import delivery as webhook_delivery
 from jobrelay.webhooks.outbox import DELIVER_WEBHOOK
 from workers.resilient import ResilientWorker
 
 logger = logging.getLogger("jobrelay.worker")
-
-REGISTRY: dict[str, KindRunner] = {
-    "prompt.generate": prompt_tasks.RUNNER,
-    "quiz.generate": quiz_tasks.RUNNER,
-    "records.ingest": ingest_tasks.RUNNER,
-}
 
 
 async def run_job(ctx: dict[str, Any], job_id: str) -> None:
@@ -69,7 +60,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
     ctx["services"] = await Services.open(settings)
-    ctx["registry"] = REGISTRY
+    ctx["registry"] = load_kinds().runners()
     freeze_startup_heap()
 
 
@@ -82,13 +73,14 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def worker_options(settings: Settings) -> dict[str, Any]:
     """ARQ options; tuned past ARQ's defaults, which cap a worker near 200 jobs/s."""
     interval = max(1, min(60, settings.reconcile_interval_seconds))
+    kinds = load_kinds()
     return {
         "functions": [
             func(
                 run_job,
                 name=RUN_JOB,
                 max_tries=10_000,
-                timeout=max(settings.job_deadline_seconds, settings.quiz_deadline_seconds) + 60,
+                timeout=kinds.longest_deadline(settings) + 60,
             ),
             func(
                 deliver_webhook,

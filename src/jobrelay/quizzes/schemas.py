@@ -66,13 +66,13 @@ class QuizInput(_Strict):
     extra_instructions: str = Field(default="", max_length=2000)
 
 
-class GenerateRequest(_Strict):
-    """What a worker posts to `{generator}/generate`."""
+class GenerateRequest(QuizInput):
+    """What a worker posts to `{generator}/generate`: the original AI worker's request, the
+    quiz's fields at the top level, plus who asked and where to call back."""
 
     job_id: TaskId
     callback_url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://")
     user_id: int = Field(strict=True, ge=1)
-    input: QuizInput
 
 
 class QuestionOptions(_Strict):
