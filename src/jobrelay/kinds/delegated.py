@@ -95,9 +95,11 @@ class Delivered:
 
 
 WAITING_MESSAGE = "The worker accepted the request (task {task_id}); waiting for the result..."
-ResultT = TypeVar("ResultT", bound=BaseModel)
 ResultHandler = Callable[[CallbackContext, Any], Awaitable[Delivered]]
+HandlerT = TypeVar("HandlerT", bound=ResultHandler)
 ReplayReply = Callable[["JobRow"], dict[str, Any]]
+ResultCheck = Callable[[Any], Any]
+CheckT = TypeVar("CheckT", bound=ResultCheck)
 
 
 def setting_value(settings: Settings, name: str) -> str:
@@ -123,6 +125,7 @@ class Delegation:
     waiting_message: str = WAITING_MESSAGE
     result_model: type[BaseModel] = PlainResult
     result_handler: ResultHandler = _store_result
+    result_check: ResultCheck | None = None
     replay_reply: ReplayReply | None = None
 
     def url(self, settings: Settings) -> str:
@@ -135,11 +138,18 @@ class Delegation:
     def token(self, settings: Settings) -> str:
         return setting_value(settings, self.token_setting) if self.token_setting else ""
 
-    def on_result(self, handler: Callable[[CallbackContext, ResultT], Awaitable[Delivered]]) -> Any:
+    def on_result(self, handler: HandlerT) -> HandlerT:
         """Declare the function that turns a validated result callback into the job's result
         (in the completing transaction)."""
         self.result_handler = handler
         return handler
+
+    def check_result(self, check: CheckT) -> CheckT:
+        """Declare a check of a validated result before the job is touched: it returns what
+        the result handler gets, or raises `jobrelay.errors.Unprocessable` to refuse the
+        callback with 422 (audited, nothing stored)."""
+        self.result_check = check
+        return check
 
     def on_replay(self, reply: ReplayReply) -> ReplayReply:
         """Declare the extra fields of the reply to a resent result (from the stored job)."""

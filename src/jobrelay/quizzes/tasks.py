@@ -4,15 +4,24 @@ The worker only delivers the request (see `jobrelay.kinds.delegated`). Once the 
 answers with a task id the job stays `processing` with no lease (no worker holds it) until a
 callback completes or fails it, or the deadline set at claim time
 (`JOBRELAY_QUIZ_DEADLINE_SECONDS`, or the job's `deadline_seconds`) passes and the reaper fails
-it with `timeout`.
+it with `timeout`. The result's questions are validated one by one and stored in the
+`questions` table in the transaction that completes the job.
 """
 
 from __future__ import annotations
 
-from jobrelay.kinds.delegated import delegated
-from jobrelay.quizzes.schemas import QuizInput, ResultCallback
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["KIND", "QUIZ"]
+from jobrelay.db import questions as questions_db
+from jobrelay.db.jobs import JobRow
+from jobrelay.errors import Unprocessable
+from jobrelay.kinds.delegated import CallbackContext, Delivered, delegated
+from jobrelay.quizzes.questions import validate_questions
+from jobrelay.quizzes.schemas import QuestionIn, QuizInput, ResultCallback
+
+__all__ = ["KIND", "QUIZ", "question_out"]
 
 KIND = "quiz.generate"
 
@@ -30,3 +39,93 @@ QUIZ = delegated(
     schema_name="QuizJobCreate",
     description="Quiz questions written by the external AI generator.",
 )
+
+
+@dataclass(frozen=True)
+class CheckedResult:
+    body: ResultCallback
+    questions: list[QuestionIn]
+
+
+@QUIZ.check_result
+def check_questions(body: ResultCallback) -> CheckedResult:
+    """Every question valid, or a 422 naming each bad index (nothing is stored)."""
+    valid, problems = validate_questions(body.questions)
+    if problems:
+        raise Unprocessable(
+            f"{len(problems)} of {len(body.questions)} questions are not valid; nothing was "
+            "saved. Fix them and send the whole result again.",
+            code="invalid_questions",
+            details=[{"loc": ["body", "questions", p["index"]], **p} for p in problems],
+        )
+    return CheckedResult(body, valid)
+
+
+@QUIZ.on_result
+async def store_questions(ctx: CallbackContext, checked: CheckedResult) -> Delivered:
+    """Store the questions in bulk; the job's result lists them as stored."""
+    job = ctx.job
+    rows = [
+        {
+            "job_id": job.id,
+            "user_id": job.user_id,
+            "position": position,
+            "sentence": question.sentence,
+            "option_a": question.options.A,
+            "option_b": question.options.B,
+            "option_c": question.options.C,
+            "option_d": question.options.D,
+            "correct_answer": question.correct_answer,
+            "explanation": question.explanation,
+            "type": question.type,
+            "difficulty": question.difficulty,
+            "score": question.score,
+            "context": question.context,
+        }
+        for position, question in enumerate(checked.questions, start=1)
+    ]
+    await questions_db.insert_questions(ctx.conn, rows)
+    stored = await questions_db.list_for_job(ctx.conn, job.id)
+    result = {
+        "questions": [question_out(row) for row in stored],
+        "questions_created": len(stored),
+        "processing_time_sec": _processing_time(job, checked.body),
+        "task_id": ctx.task_id,
+    }
+    return Delivered(
+        result=result,
+        message=f"Quiz ready: {len(stored)} questions",
+        reply={"saved": len(stored)},
+        event_data={"questions_created": len(stored)},
+    )
+
+
+@QUIZ.on_replay
+def replay_saved(job: JobRow) -> dict[str, Any]:
+    """A resent result is told how many questions the first one saved."""
+    return {"saved": int((job.result or {}).get("questions_created", 0))}
+
+
+def question_out(row: Any) -> dict[str, Any]:
+    """A stored question in the original AI worker's shape, with its id and position."""
+    return {
+        "id": row.id,
+        "position": row.position,
+        "sentence": row.sentence,
+        "options": {"A": row.option_a, "B": row.option_b, "C": row.option_c, "D": row.option_d},
+        "correct_answer": row.correct_answer,
+        "explanation": row.explanation,
+        "type": row.type,
+        "difficulty": row.difficulty,
+        "score": row.score,
+        "context": row.context,
+    }
+
+
+def _processing_time(job: JobRow, body: ResultCallback) -> float | None:
+    if body.meta.processing_time_sec is not None:
+        return body.meta.processing_time_sec
+    if job.started_at is None:
+        return None
+    started: dt.datetime = job.started_at
+    return round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3)
