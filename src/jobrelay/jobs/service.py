@@ -142,7 +142,7 @@ async def submit(
         row = tx.record(changed)
         # Enqueued before commit: a Redis outage turns into a 503 with nothing stored, and a
         # worker that is faster than the commit simply retries the claim.
-        await services.queue.enqueue_job(job_id)
+        await services.queue.enqueue_job(job_id, kind=body.kind)
     return Submitted(JobOut.from_row(row), replayed=False)
 
 
@@ -248,7 +248,7 @@ async def retry(services: Services, caller: Caller, job_id: uuid.UUID) -> JobOut
             data={"by_user_id": caller.id, "retry": True},
         )
         if row is not None:
-            tx.enqueue.append(job_id)
+            tx.enqueue.append((job_id, row.kind))
     if row is None:
         current = await _visible_row(services, caller, job_id)
         raise Conflict(
