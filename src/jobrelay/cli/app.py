@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 
 from jobrelay.cli import db as db_commands
 from jobrelay.cli import jobs as jobs_commands
@@ -30,4 +31,12 @@ app.add_typer(me_commands.me_app, name="me")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        # A bad JOBRELAY_* value: the usage error it is, not a traceback.
+        problems = "; ".join(
+            f"JOBRELAY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        typer.echo(f"error: invalid configuration: {problems}", err=True)
+        raise SystemExit(2) from None
