@@ -1,8 +1,10 @@
 """Scale: 1, 2 and 4 API processes with 1, 2 and 4 workers against one PostgreSQL and one Redis;
 what each job, each status poll and each open event stream costs.
 
-At each size, on a fresh database and a Redis server of its own (so Redis's command count and
-memory are this run's alone):
+At each size, with the same PostgreSQL connection budget shared by its processes (24 by
+default: 12 per process at 1 + 1, 3 at 4 + 4, as a PgBouncer pool would hand them out), on a
+fresh database and a Redis server of its own (so Redis's command count and memory are this
+run's alone):
 
 1. streams: S clients open `GET /v1/jobs/{id}/events` (SSE) on jobs that stay queued (no worker
    runs yet) and hold them for T seconds: the cost of a client that follows a job and waits;
@@ -58,13 +60,11 @@ QUICK_SIZES = ((2, 2),)
 # so its transactions are counted in it, not in the next.
 SETTLE_SECONDS = 11.0
 # The run measures capacity, not the per-user limits: one user per client, limits out of reach.
-# Five PostgreSQL connections per process: 4 API processes and 4 workers then hold 40, which a
-# server with the default max_connections of 100 (shared with other work) can give.
-ENV = {
-    "JOBRELAY_RATE_LIMIT_PER_MINUTE": "1000000",
-    "JOBRELAY_MAX_RUNNING_PER_USER": "1000",
-    "JOBRELAY_DB_POOL_SIZE": "5",
-}
+ENV = {"JOBRELAY_RATE_LIMIT_PER_MINUTE": "1000000", "JOBRELAY_MAX_RUNNING_PER_USER": "1000"}
+# PostgreSQL connections shared by all the processes of a size, as a PgBouncer pool would give
+# them: the same budget at every size, which a server with the default max_connections of 100
+# (shared with other work) can spare.
+CONNECTIONS = 24
 TABLES = ("jobs", "job_events")
 
 
@@ -156,6 +156,7 @@ class Phase:
 class SizeResult:
     apis: int
     workers: int
+    pool_size: int = 0
     phases: list[Phase] = field(default_factory=list)
     table_bytes_per_job: dict[str, float] = field(default_factory=dict)
 
@@ -167,6 +168,7 @@ class SizeResult:
         return {
             "api_processes": self.apis,
             "workers": self.workers,
+            "pool_size_per_process": self.pool_size,
             "table_bytes_per_job": {k: round(v) for k, v in self.table_bytes_per_job.items()},
             **{p.name: p.summary() for p in self.phases},
         }
@@ -219,6 +221,11 @@ async def private_redis() -> AsyncIterator[tuple[str, int]]:
     finally:
         server.terminate()
         await server.wait()
+
+
+def pool_size(connections: int, apis: int, workers: int) -> int:
+    """Each process's share of the connection budget (every uvicorn process has its own pool)."""
+    return max(2, connections // (apis + workers))
 
 
 async def _start(running: Stack, apis: int, workers: int) -> tuple[Proc, list[Proc]]:
@@ -474,14 +481,16 @@ async def run_size(
     clients: int,
     streams: int,
     seconds: float,
+    connections: int = CONNECTIONS,
     log: Any = print,
 ) -> SizeResult:
-    result = SizeResult(apis, workers)
+    result = SizeResult(apis, workers, pool_size(connections, apis, workers))
+    env = {**ENV, "JOBRELAY_DB_POOL_SIZE": str(result.pool_size)}
     async with private_redis() as (redis_base, redis_pid):
         backends = Backends(template.backends.postgres_dsn, redis_base, template.backends.origin)
         shared = Template(backends)
         shared.name = await template.ensure()
-        async with stack(shared, ENV) as running:
+        async with stack(shared, env) as running:
             api, worker_procs = await _start(running, apis, workers)
             try:
                 users = await running.make_users(clients, tokens=10**12)
@@ -556,14 +565,28 @@ async def measure(
     clients: int,
     streams: int,
     seconds: float,
+    connections: int = CONNECTIONS,
     log: Any = print,
+    json_path: Path | None = None,
 ) -> list[SizeResult]:
-    return [
-        await run_size(
-            template, apis, workers, clients=clients, streams=streams, seconds=seconds, log=log
+    results = []
+    for apis, workers in sizes:
+        results.append(
+            await run_size(
+                template,
+                apis,
+                workers,
+                clients=clients,
+                streams=streams,
+                seconds=seconds,
+                connections=connections,
+                log=log,
+            )
         )
-        for apis, workers in sizes
-    ]
+        if json_path is not None:  # after each size, so a failed later size keeps these
+            figures = json.dumps([r.summary() for r in results], indent=2)
+            await asyncio.to_thread(json_path.write_text, figures + "\n")
+    return results
 
 
 async def run(ctx: Context) -> list[Row]:
@@ -586,12 +609,20 @@ def _sizes(text: str) -> tuple[int, int]:
 
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="3 s per phase, 2 API + 2 workers only")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 s per phase, 2 API + 2 workers only"
+    )
     parser.add_argument("--seconds", type=float, help="seconds per phase")
     parser.add_argument("--clients", type=int, help="load clients (default 100; quick 20)")
     parser.add_argument("--streams", type=int, help="SSE streams (default 200; quick 40)")
     parser.add_argument(
         "--sizes", nargs="+", type=_sizes, metavar="APISxWORKERS", help="e.g. 1x1 2x2 4x4"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=CONNECTIONS,
+        help=f"PostgreSQL connections shared by a size's processes (default {CONNECTIONS})",
     )
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     args = parser.parse_args(argv)
@@ -605,7 +636,9 @@ async def main(argv: list[str]) -> int:
             clients=args.clients or (20 if args.quick else 100),
             streams=args.streams or (40 if args.quick else 200),
             seconds=args.seconds or (3.0 if args.quick else 20.0),
+            connections=args.connections,
             log=lambda m: print(m, file=sys.stderr, flush=True),
+            json_path=Path(args.json) if args.json else None,
         )
     finally:
         await template.drop()
@@ -613,9 +646,6 @@ async def main(argv: list[str]) -> int:
     report = Report()
     report.add(rows(results))
     print(render(report))
-    if args.json:
-        figures = json.dumps([r.summary() for r in results], indent=2)
-        await asyncio.to_thread(Path(args.json).write_text, figures + "\n")
     failed = any(
         r.phases[1].extra["server_errors"] or r.phases[1].extra["jobs_unfinished"] for r in results
     )
