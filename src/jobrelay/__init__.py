@@ -1,3 +1,7 @@
 """jobrelay: submit slow work, get 202 and an id, follow it to the end."""
 
 __version__ = "0.1.0"
+
+from jobrelay.kinds import JobContext, JobFailed, kind
+
+__all__ = ["JobContext", "JobFailed", "__version__", "kind"]

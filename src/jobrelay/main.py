@@ -17,6 +17,7 @@ from jobrelay.dashboard.router import router as dashboard_router
 from jobrelay.health import router as health_router
 from jobrelay.http_errors import install_error_handlers
 from jobrelay.jobs.router import router as jobs_router
+from jobrelay.kinds import load_kinds
 from jobrelay.metrics import MetricsMiddleware
 from jobrelay.metrics import router as metrics_router
 from jobrelay.middleware import BodyLimitMiddleware
@@ -49,6 +50,7 @@ def _operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    load_kinds()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -6,15 +6,12 @@ import asyncio
 import datetime as dt
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from jobrelay.db import users as users_db
+from jobrelay.kinds import JobContext, JobFailed, kind, runner_of
 from jobrelay.prompts.llm import AIError, Completion, fallback_prompt, make_model
 from jobrelay.prompts.schemas import PromptInput, PromptResult
 from jobrelay.runtime.backoff import backoff_delay
-from jobrelay.runtime.context import JobContext
-from jobrelay.runtime.errors import JobFailed
-from jobrelay.runtime.registry import KindRunner, Outcome
+from jobrelay.runtime.runner import insufficient_tokens
 from jobrelay.users.service import subscription_active
 
 logger = logging.getLogger(__name__)
@@ -27,13 +24,6 @@ STEP_FINALIZING = (90, "Finalizing...")
 DONE_MESSAGE = "Prompt generated successfully"
 
 
-def insufficient_tokens(balance: int, cost: int) -> JobFailed:
-    return JobFailed(
-        f"This generation costs {cost} tokens and the balance is {balance}.",
-        code="insufficient_tokens",
-    )
-
-
 async def _step(ctx: JobContext, step: tuple[int, str]) -> None:
     delay = ctx.settings.prompt_step_delay
     if delay:
@@ -42,15 +32,15 @@ async def _step(ctx: JobContext, step: tuple[int, str]) -> None:
 
 
 async def _check_account(ctx: JobContext, cost: int) -> None:
-    async with ctx.services.reads.connect() as conn:
+    async with ctx.connect() as conn:
         user = await users_db.get_user(conn, ctx.user_id)
         now = dt.datetime.now(dt.UTC)
     if user is None:
-        raise JobFailed("The job's owner no longer exists.", code="user_not_found")
+        raise JobFailed("user_not_found", "The job's owner no longer exists.")
     if not subscription_active(user.subscription_expires_at, now):
         raise JobFailed(
+            "subscription_expired",
             f"The subscription expired on {user.subscription_expires_at:%Y-%m-%d}.",
-            code="subscription_expired",
         )
     if int(user.tokens) < cost:
         raise insufficient_tokens(int(user.tokens), cost)
@@ -59,7 +49,7 @@ async def _check_account(ctx: JobContext, cost: int) -> None:
 async def _generate(ctx: JobContext, manual_prompt: str) -> tuple[Completion | None, str]:
     """Ask the model, retrying AI errors; None after the retries ran out."""
     settings = ctx.settings
-    model = make_model(ctx.services.http, settings)
+    model = make_model(ctx.http, settings)
     request = asyncio.create_task(model.enhance(manual_prompt))
     await _step(ctx, STEP_WAITING)
     last_error = ""
@@ -76,37 +66,33 @@ async def _generate(ctx: JobContext, manual_prompt: str) -> tuple[Completion | N
     return None, f"{model.name} ({last_error})" if last_error else model.name
 
 
-async def generate_prompt(ctx: JobContext) -> Outcome:
-    body = PromptInput.model_validate(ctx.input)
+@kind(
+    "prompt.generate",
+    input=PromptInput,
+    start_progress=STEP_INITIALIZING[0],
+    start_message=STEP_INITIALIZING[1],
+    done_message=DONE_MESSAGE,
+    schema_name="PromptJobCreate",
+)
+async def generate_prompt(ctx: JobContext, data: PromptInput) -> PromptResult:
+    """AI prompt generation in the worker: the owner's tokens are taken only on success."""
     cost = ctx.settings.prompt_token_cost
     await _step(ctx, STEP_CHECKING_TOKENS)
     await _check_account(ctx, cost)
     await _step(ctx, STEP_GENERATING)
-    completion, model_name = await _generate(ctx, body.manual_prompt)
+    completion, model_name = await _generate(ctx, data.manual_prompt)
     await _step(ctx, STEP_FINALIZING)
     if completion is None:
-        result = PromptResult(
-            prompt=fallback_prompt(body.manual_prompt),
+        return PromptResult(
+            prompt=fallback_prompt(data.manual_prompt),
             fallback=True,
             tokens_used=0,
             model=model_name,
         )
-        return Outcome(result=result.model_dump(), message=DONE_MESSAGE)
-    result = PromptResult(
+    ctx.charge_tokens(cost)
+    return PromptResult(
         prompt=completion.text, fallback=False, tokens_used=cost, model=completion.model
     )
-    user_id = ctx.user_id
-
-    async def charge(conn: AsyncConnection) -> None:
-        if cost and await users_db.charge_tokens(conn, user_id=user_id, amount=cost) is None:
-            user = await users_db.get_user(conn, user_id)
-            raise insufficient_tokens(int(user.tokens) if user else 0, cost)
-
-    return Outcome(result=result.model_dump(), message=DONE_MESSAGE, on_complete=charge)
 
 
-RUNNER = KindRunner(
-    handler=generate_prompt,
-    start_progress=STEP_INITIALIZING[0],
-    start_message=STEP_INITIALIZING[1],
-)
+RUNNER = runner_of(generate_prompt)
