@@ -109,8 +109,13 @@ def setting_value(settings: Settings, name: str) -> str:
     return os.environ.get(f"JOBRELAY_{name.upper()}", "")
 
 
+ENVELOPE_FIELDS = frozenset({"worker_task_id", "user_id", "status"})
+
+
 async def _store_result(_: CallbackContext, body: BaseModel) -> Delivered:
-    return Delivered(result=body.model_dump(mode="json"))
+    """The default: the result callback's body, less the envelope, is the job's result."""
+    document = body.model_dump(mode="json")
+    return Delivered(result={k: v for k, v in document.items() if k not in ENVELOPE_FIELDS})
 
 
 @dataclass
