@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from jobrelay.kinds.demo import Demo
 from jobrelay.kinds.registry import DEFAULT_QUEUE, REGISTRY, Deadline, KindRegistry, KindSpec
 from jobrelay.runtime.errors import JobFailed
 from jobrelay.runtime.registry import KindRunner, Outcome
@@ -178,6 +179,7 @@ def delegated(
     start_message: str | None = None,
     schema_name: str | None = None,
     description: str = "",
+    demo: Demo | None = None,
     registry: KindRegistry | None = None,
 ) -> Delegation:
     """Register kind `name` as carried out by the external worker at setting `url_setting`
@@ -205,6 +207,7 @@ def delegated(
         schema_name=schema_name or "",
         description=description,
         delegation=delegation,
+        demo=demo,
     )
     (registry if registry is not None else REGISTRY).register(spec)
     return delegation
