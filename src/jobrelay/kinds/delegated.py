@@ -37,14 +37,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from jobrelay.kinds import handoff_client as client
 from jobrelay.kinds.demo import Demo
 from jobrelay.kinds.registry import DEFAULT_QUEUE, REGISTRY, Deadline, KindRegistry, KindSpec
+from jobrelay.runtime.backoff import backoff_delay
 from jobrelay.runtime.errors import JobFailed
 from jobrelay.runtime.registry import KindRunner, Outcome
 
@@ -214,8 +217,7 @@ def delegated(
 
 
 def _caller_module() -> str:
-    import sys
-
+    """The module that called `delegated(...)`, for messages about the declaration."""
     frame = sys._getframe(2)
     return str(frame.f_globals.get("__name__", "?"))
 
@@ -247,9 +249,6 @@ def _hand_off_runner(
 
 async def _hand_off(run: RunContext, delegation: Delegation, data: BaseModel) -> Outcome:
     """Deliver the request, retrying what may pass (exponential backoff with jitter)."""
-    from jobrelay.kinds import handoff_client as client  # httpx and signing, in workers only
-    from jobrelay.runtime.backoff import backoff_delay
-
     settings = run.settings
     url = delegation.url(settings)
     if not url:
@@ -301,11 +300,9 @@ async def _hand_off(run: RunContext, delegation: Delegation, data: BaseModel) ->
 
 
 def _gave_up(last: Exception | None, tries: int, url: str, delegation: Delegation) -> JobFailed:
-    from jobrelay.kinds.handoff_client import HandOffTimeout
-
     reason = getattr(last, "message", None) or "no attempt was made"
     setting = f"JOBRELAY_{delegation.url_setting.upper()}"
-    if isinstance(last, HandOffTimeout):
+    if isinstance(last, client.HandOffTimeout):
         return JobFailed(
             "generator_timeout",
             f"The worker at {url} did not answer in time on {tries} tries (last: {reason}). "
@@ -316,7 +313,3 @@ def _gave_up(last: Exception | None, tries: int, url: str, delegation: Delegatio
         f"The worker at {url} could not be reached on {tries} tries (last: {reason}). Check that "
         f"it is running and that {setting} points at it, then retry the job.",
     )
-
-
-def delegations(kinds: Mapping[str, KindSpec]) -> dict[str, Delegation]:
-    return {n: s.delegation for n, s in kinds.items() if s.delegation is not None}
