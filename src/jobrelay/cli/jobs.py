@@ -41,12 +41,6 @@ class StatusChoice(StrEnum):
     canceled = "canceled"
 
 
-class KindChoice(StrEnum):
-    quiz = "quiz.generate"
-    prompt = "prompt.generate"
-    ingest = "records.ingest"
-
-
 JobIdArgument = Annotated[
     str, typer.Argument(help="The job's id.", metavar="JOB_ID", show_default=False)
 ]
@@ -61,7 +55,8 @@ def list_jobs(
         StatusChoice | None, typer.Option("--status", help="Only jobs in this status.")
     ] = None,
     kind: Annotated[
-        KindChoice | None, typer.Option("--kind", help="Only jobs of this kind.")
+        str | None,
+        typer.Option("--kind", help="Only jobs of this kind (see `jobrelay kinds`)."),
     ] = None,
     user_id: Annotated[
         int | None, typer.Option("--user-id", help="Only this user's jobs (admins).")
@@ -77,7 +72,7 @@ def list_jobs(
     """List jobs, newest first."""
     params: dict[str, Any] = {
         "status": status.value if status else None,
-        "kind": kind.value if kind else None,
+        "kind": kind or None,
         "user_id": user_id,
         "limit": limit,
         "cursor": cursor,
@@ -112,11 +107,17 @@ def show_job(
         job = api.get_json(job_path(job_id))
         result: dict[str, Any] | None = None
         if questions:
-            if job.get("kind") != "quiz.generate":
+            if job.get("status") != "completed":
                 raise InputError(
-                    f"job {job_id} is a {job.get('kind')} job; only quiz jobs have questions"
+                    f"job {job_id} is {job.get('status')}; --questions lists a finished quiz's "
+                    "questions"
                 )
             result = api.get_json(job_path(job_id, "result"))
+            if not isinstance(result.get("questions"), list):
+                raise InputError(
+                    f"job {job_id} is a {job.get('kind')} job; its result has no questions "
+                    "(--questions lists a quiz's)"
+                )
     if json_output:
         print_json(result if result is not None else job)
         return
