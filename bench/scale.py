@@ -13,12 +13,12 @@ run's alone):
 3. polls: C clients reading one finished job over and over for T seconds.
 
 Per phase: throughput, latency, PostgreSQL transactions (`pg_stat_database.xact_commit` plus
-`xact_rollback` of the run's database), peak PostgreSQL connections, Redis commands (`total_commands_processed`) and
-memory, and CPU time per unit of work for the API processes, the workers, the database's
-PostgreSQL backends and Redis. API processes are `jobrelay api --workers N` (uvicorn's
-processes sharing one port, as a pod or a machine runs them). The load generator runs on the
-same machine, so on 2 cores the sizes compete for the same CPU: the per-unit costs are the
-point, not the totals.
+`xact_rollback` of the run's database), peak PostgreSQL connections, Redis commands
+(`total_commands_processed`) and memory, and CPU time per unit of work for the API processes,
+the workers, the database's PostgreSQL backends and Redis. API processes are
+`jobrelay api --workers N` (uvicorn's processes sharing one port, as a pod or a machine runs
+them). The load generator runs on the same machine, so on 2 cores the sizes compete for the
+same CPU: the per-unit costs are the point, not the totals.
 
 Run:
     python -m bench.scale                 # 20 s per phase, 100 clients, 200 streams
