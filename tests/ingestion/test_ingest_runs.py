@@ -10,7 +10,7 @@ import pytest
 
 from jobrelay.ingestion.tasks import RUNNER, ingest_records
 from jobrelay.runtime.claim import Claim, claim_job
-from jobrelay.runtime.context import JobContext
+from jobrelay.runtime.context import RunContext
 from jobrelay.runtime.errors import JobGone
 from jobrelay.services import Services
 from tests.conftest import MakeUser, Stack
@@ -45,9 +45,9 @@ async def test_running_the_body_twice_stores_the_same_rows_and_result(
     job = await submit(user.client, "records.ingest", {"records": records})
     claim = await claimed(services, job["id"])
 
-    first = await ingest_records(JobContext(services, claim.job))
+    first = await ingest_records(RunContext(services, claim.job))
     stored = await stored_students(services, prefix)
-    second = await ingest_records(JobContext(services, claim.job))
+    second = await ingest_records(RunContext(services, claim.job))
 
     assert first.result is not None and second.result is not None
     assert first.result["processed_records"] == 228
@@ -73,6 +73,6 @@ async def test_a_batch_is_not_written_when_the_job_was_canceled(
     assert canceled.status_code == 200, canceled.text
 
     with pytest.raises(JobGone):
-        await ingest_records(JobContext(services, claim.job))
+        await ingest_records(RunContext(services, claim.job))
     assert await stored_students(services, prefix) == {}
     assert [e for e in await events_of(user.client, job["id"]) if e["type"] == "progress"] == []

@@ -20,7 +20,7 @@ from jobrelay.db.students import StudentRow, UpsertCounts
 from jobrelay.ingestion.enrichment import Enricher, make_enricher
 from jobrelay.ingestion.records import RecordChecker
 from jobrelay.ingestion.schemas import IngestInput, IngestResult, RejectedRecord, StudentRecord
-from jobrelay.runtime.context import JobContext
+from jobrelay.runtime.context import RunContext
 from jobrelay.runtime.registry import KindRunner, Outcome
 
 BATCH_SIZE = 100
@@ -95,7 +95,7 @@ async def _prepare(
 
 
 async def _commit_batch(
-    ctx: JobContext, tally: Tally, rows: list[StudentRow], number: int, batches: int
+    ctx: RunContext, tally: Tally, rows: list[StudentRow], number: int, batches: int
 ) -> None:
     """Write the batch and report it in one transaction."""
 
@@ -111,7 +111,7 @@ async def _commit_batch(
     )
 
 
-async def _ingest_batches(ctx: JobContext, records: list[dict[str, Any]], tally: Tally) -> None:
+async def _ingest_batches(ctx: RunContext, records: list[dict[str, Any]], tally: Tally) -> None:
     checker = RecordChecker()
     enricher = make_enricher(ctx.settings)
     batches = math.ceil(len(records) / BATCH_SIZE)
@@ -120,7 +120,7 @@ async def _ingest_batches(ctx: JobContext, records: list[dict[str, Any]], tally:
         await _commit_batch(ctx, tally, rows, number, batches)
 
 
-async def ingest_records(ctx: JobContext) -> Outcome:
+async def ingest_records(ctx: RunContext) -> Outcome:
     started = time.perf_counter()
     body = IngestInput.model_validate(ctx.input)
     tally = Tally(total=len(body.records))

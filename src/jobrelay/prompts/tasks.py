@@ -6,15 +6,14 @@ import asyncio
 import datetime as dt
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from jobrelay.db import users as users_db
 from jobrelay.prompts.llm import AIError, Completion, fallback_prompt, make_model
 from jobrelay.prompts.schemas import PromptInput, PromptResult
 from jobrelay.runtime.backoff import backoff_delay
-from jobrelay.runtime.context import JobContext
+from jobrelay.runtime.context import RunContext
 from jobrelay.runtime.errors import JobFailed
 from jobrelay.runtime.registry import KindRunner, Outcome
+from jobrelay.runtime.runner import insufficient_tokens
 from jobrelay.users.service import subscription_active
 
 logger = logging.getLogger(__name__)
@@ -27,36 +26,29 @@ STEP_FINALIZING = (90, "Finalizing...")
 DONE_MESSAGE = "Prompt generated successfully"
 
 
-def insufficient_tokens(balance: int, cost: int) -> JobFailed:
-    return JobFailed(
-        f"This generation costs {cost} tokens and the balance is {balance}.",
-        code="insufficient_tokens",
-    )
-
-
-async def _step(ctx: JobContext, step: tuple[int, str]) -> None:
+async def _step(ctx: RunContext, step: tuple[int, str]) -> None:
     delay = ctx.settings.prompt_step_delay
     if delay:
         await asyncio.sleep(delay)
     await ctx.progress(*step)
 
 
-async def _check_account(ctx: JobContext, cost: int) -> None:
+async def _check_account(ctx: RunContext, cost: int) -> None:
     async with ctx.services.reads.connect() as conn:
         user = await users_db.get_user(conn, ctx.user_id)
         now = dt.datetime.now(dt.UTC)
     if user is None:
-        raise JobFailed("The job's owner no longer exists.", code="user_not_found")
+        raise JobFailed("user_not_found", "The job's owner no longer exists.")
     if not subscription_active(user.subscription_expires_at, now):
         raise JobFailed(
+            "subscription_expired",
             f"The subscription expired on {user.subscription_expires_at:%Y-%m-%d}.",
-            code="subscription_expired",
         )
     if int(user.tokens) < cost:
         raise insufficient_tokens(int(user.tokens), cost)
 
 
-async def _generate(ctx: JobContext, manual_prompt: str) -> tuple[Completion | None, str]:
+async def _generate(ctx: RunContext, manual_prompt: str) -> tuple[Completion | None, str]:
     """Ask the model, retrying AI errors; None after the retries ran out."""
     settings = ctx.settings
     model = make_model(ctx.services.http, settings)
@@ -76,7 +68,7 @@ async def _generate(ctx: JobContext, manual_prompt: str) -> tuple[Completion | N
     return None, f"{model.name} ({last_error})" if last_error else model.name
 
 
-async def generate_prompt(ctx: JobContext) -> Outcome:
+async def generate_prompt(ctx: RunContext) -> Outcome:
     body = PromptInput.model_validate(ctx.input)
     cost = ctx.settings.prompt_token_cost
     await _step(ctx, STEP_CHECKING_TOKENS)
@@ -95,14 +87,7 @@ async def generate_prompt(ctx: JobContext) -> Outcome:
     result = PromptResult(
         prompt=completion.text, fallback=False, tokens_used=cost, model=completion.model
     )
-    user_id = ctx.user_id
-
-    async def charge(conn: AsyncConnection) -> None:
-        if cost and await users_db.charge_tokens(conn, user_id=user_id, amount=cost) is None:
-            user = await users_db.get_user(conn, user_id)
-            raise insufficient_tokens(int(user.tokens) if user else 0, cost)
-
-    return Outcome(result=result.model_dump(), message=DONE_MESSAGE, on_complete=charge)
+    return Outcome(result=result.model_dump(), message=DONE_MESSAGE, charge_tokens=cost)
 
 
 RUNNER = KindRunner(

@@ -20,7 +20,7 @@ from jobrelay.quizzes.client import (
 )
 from jobrelay.quizzes.schemas import QuizInput
 from jobrelay.runtime.backoff import backoff_delay
-from jobrelay.runtime.context import JobContext
+from jobrelay.runtime.context import RunContext
 from jobrelay.runtime.errors import JobFailed
 from jobrelay.runtime.registry import KindRunner, Outcome
 
@@ -36,14 +36,14 @@ def callback_url(public_url: str, job_id: object) -> str:
     return f"{public_url.rstrip('/')}/v1/callbacks/{job_id}"
 
 
-async def hand_off(ctx: JobContext) -> Outcome:
+async def hand_off(ctx: RunContext) -> Outcome:
     """Deliver the request, retrying what may pass (exponential backoff with jitter)."""
     settings = ctx.settings
     if not settings.generator_url:
         raise JobFailed(
+            "generator_not_configured",
             "No quiz generator is configured: set JOBRELAY_GENERATOR_URL (jobrelay dev starts "
             "the reference generator), then retry the job.",
-            code="generator_not_configured",
         )
     quiz = QuizInput.model_validate(ctx.input)
     payload = {
@@ -59,9 +59,9 @@ async def hand_off(ctx: JobContext) -> Outcome:
             task_id = await request_generation(ctx.services.http, settings, payload)
         except GeneratorRejected as exc:
             raise JobFailed(
+                "generator_rejected",
                 f"The quiz generator at {generate_url(settings)} rejected the request: "
                 f"{exc.message}.",
-                code="generator_rejected",
             ) from exc
         except GeneratorUnreachable as exc:
             last = exc
@@ -91,16 +91,16 @@ def _gave_up(last: GeneratorUnreachable | None, tries: int, url: str) -> JobFail
     reason = last.message if last else "no attempt was made"
     if isinstance(last, GeneratorTimeout):
         return JobFailed(
+            "generator_timeout",
             f"The quiz generator at {url} did not answer in time on {tries} tries "
             f"(last: {reason}). Check that it is healthy or raise JOBRELAY_GENERATOR_TIMEOUT, "
             "then retry the job.",
-            code="generator_timeout",
         )
     return JobFailed(
+        "generator_unavailable",
         f"The quiz generator at {url} could not be reached on {tries} tries (last: {reason}). "
         "Check that it is running and that JOBRELAY_GENERATOR_URL points at it, then retry "
         "the job.",
-        code="generator_unavailable",
     )
 
 

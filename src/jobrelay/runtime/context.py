@@ -33,7 +33,7 @@ class _Step:
 
 
 @dataclass
-class JobContext:
+class RunContext:
     services: Services
     job: JobRow
     # The input as claimed: progress steps do not bring it back (it can be 1000 records).

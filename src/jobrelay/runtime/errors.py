@@ -10,21 +10,22 @@ from __future__ import annotations
 
 
 class JobError(Exception):
-    def __init__(self, message: str, *, code: str = "job_failed") -> None:
-        super().__init__(message)
-        self.message = message
+    """`code` is snake_case for programs (the job's `error.code`), `message` is for a person."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
         self.code = code
+        self.message = message
 
 
 class JobFailed(JobError):
-    pass
+    """Raise from a job body to end the job `failed` with this code and message; not retried."""
 
 
 class TransientError(JobError):
-    def __init__(self, message: str, *, code: str = "transient_error") -> None:
-        super().__init__(message, code=code)
+    """Raise from a job body to retry the attempt after a backoff."""
 
 
 class JobGone(JobError):
     def __init__(self, message: str = "the job is no longer ours to run") -> None:
-        super().__init__(message, code="job_gone")
+        super().__init__("job_gone", message)

@@ -7,29 +7,27 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jobrelay.runtime.context import JobContext
-
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-OnComplete = Callable[[AsyncConnection], Awaitable[None]]
+    from jobrelay.runtime.context import RunContext
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What a job body hands back.
 
-    `result` completes the job; `on_complete` runs in the completing transaction (a token charge
-    that must happen exactly once); `detach` leaves the job processing for an external callback.
+    `result` completes the job; `charge_tokens` are taken from the owner's balance in the
+    completing transaction, so a job that runs twice charges once (a balance that no longer covers
+    them fails the job with `insufficient_tokens` instead); `detach` leaves the job processing for
+    an external callback.
     """
 
     result: dict[str, Any] | None = None
     message: str = "Job completed"
-    on_complete: OnComplete | None = None
+    charge_tokens: int = 0
     detach: bool = False
     detach_values: dict[str, Any] | None = None
 
 
-Handler = Callable[["JobContext"], Awaitable[Outcome]]
+Handler = Callable[["RunContext"], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobrelay.db import jobs as jobs_db
+from jobrelay.db import users as users_db
 from jobrelay.jobs import lifecycle
 from jobrelay.jobs.states import JobStatus
 from jobrelay.runtime.backoff import backoff_delay
 from jobrelay.runtime.claim import Claim, Unclaimed, claim_job
-from jobrelay.runtime.context import JobContext
+from jobrelay.runtime.context import RunContext
 from jobrelay.runtime.errors import JobFailed, JobGone, TransientError
 from jobrelay.runtime.registry import KindRunner, Outcome
 from jobrelay.services import Services
-from jobrelay.tx import transaction
+from jobrelay.tx import Tx, transaction
 
 logger = logging.getLogger(__name__)
 MISSING_ROW_RETRIES = 5
@@ -62,7 +63,7 @@ async def run(
 
 
 async def _execute(services: Services, runner: KindRunner, claim: Claim) -> RunAgain | None:
-    ctx = JobContext(services, claim.job)
+    ctx = RunContext(services, claim.job)
     lost = asyncio.Event()
     heartbeat = asyncio.create_task(_heartbeat(ctx, asyncio.current_task(), lost))
     try:
@@ -114,7 +115,7 @@ def _seconds_left(deadline_at: dt.datetime | None) -> float | None:
     return max(0.0, (deadline_at - dt.datetime.now(dt.UTC)).total_seconds())
 
 
-async def _heartbeat(ctx: JobContext, body: asyncio.Task[Any] | None, lost: asyncio.Event) -> None:
+async def _heartbeat(ctx: RunContext, body: asyncio.Task[Any] | None, lost: asyncio.Event) -> None:
     """Renew the lease while the body runs; if the job is gone, stop the body."""
     interval = max(0.5, ctx.settings.lease_seconds / 3)
     while True:
@@ -133,7 +134,7 @@ async def _heartbeat(ctx: JobContext, body: asyncio.Task[Any] | None, lost: asyn
             return
 
 
-async def _finish(ctx: JobContext, outcome: Outcome) -> None:
+async def _finish(ctx: RunContext, outcome: Outcome) -> None:
     """Store the outcome in one transaction with the steps still waiting to be stored."""
     services = ctx.services
     await ctx.settle()
@@ -163,10 +164,23 @@ async def _finish(ctx: JobContext, outcome: Outcome) -> None:
                 where=[jobs_db.is_attempt(ctx.attempt)],
                 max_running_per_user=services.settings.max_running_per_user,
             )
-            if row is not None and outcome.on_complete is not None:
-                await outcome.on_complete(tx.conn)
+            if row is not None and outcome.charge_tokens:
+                await _charge(tx, row.user_id, outcome.charge_tokens)
     except JobFailed as exc:
         await fail(services, ctx.job_id, ctx.attempt, exc.code, exc.message)
+
+
+async def _charge(tx: Tx, user_id: int, amount: int) -> None:
+    if await users_db.charge_tokens(tx.conn, user_id=user_id, amount=amount) is None:
+        user = await users_db.get_user(tx.conn, user_id)
+        raise insufficient_tokens(int(user.tokens) if user else 0, amount)
+
+
+def insufficient_tokens(balance: int, cost: int) -> JobFailed:
+    return JobFailed(
+        "insufficient_tokens",
+        f"This job costs {cost} tokens and the balance is {balance}.",
+    )
 
 
 async def fail(
@@ -187,7 +201,7 @@ async def fail(
     return row is not None
 
 
-async def _retry_or_fail(ctx: JobContext, code: str, message: str) -> RunAgain | None:
+async def _retry_or_fail(ctx: RunContext, code: str, message: str) -> RunAgain | None:
     if ctx.attempt >= int(ctx.job.max_attempts):
         await fail(
             ctx.services,
@@ -212,7 +226,7 @@ async def _retry_or_fail(ctx: JobContext, code: str, message: str) -> RunAgain |
     return RunAgain(delay) if row is not None else None
 
 
-async def _store_pending(ctx: JobContext) -> None:
+async def _store_pending(ctx: RunContext) -> None:
     """Steps the body reported before it ended are stored before its outcome: none is dropped."""
     try:
         await ctx.settle()
@@ -225,7 +239,7 @@ async def _store_pending(ctx: JobContext) -> None:
         logger.warning("job %s: could not store its last progress steps: %s", ctx.job_id, exc)
 
 
-async def _on_cancelled(ctx: JobContext) -> None:
+async def _on_cancelled(ctx: RunContext) -> None:
     """The task was cancelled: by an abort (the job is canceled already) or a worker shutdown,
     in which case the lease is given up so another worker resumes the job at once."""
     await _store_pending(ctx)
