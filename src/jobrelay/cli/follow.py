@@ -1,6 +1,7 @@
 """Follow jobs to their end: one job through `Client.wait` (the SSE event stream, resumed with
-`Last-Event-ID` after a dropped connection, polling when no stream can be had); several jobs
-(a chunked ingest) are polled together, which keeps one connection no matter how many jobs.
+`Last-Event-ID` after a dropped connection, polling when no stream can be had), its live output
+printed under the progress bar as it arrives; several jobs (a chunked ingest) are polled
+together, which keeps one connection no matter how many jobs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -21,6 +23,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from jobrelay.cli.client import err_console, print_json
 from jobrelay.cli.exit_codes import ExitCode
@@ -55,6 +58,7 @@ class JobUpdate:
 
 
 OnUpdate = Callable[[JobUpdate], None]
+OnOutput = Callable[[Event], None]
 
 
 class StoppedWatching(Exception):
@@ -78,11 +82,16 @@ def _update_from(job_id: str, seen: Job | Event) -> JobUpdate:
     )
 
 
-def follow_job(client: Client, job_id: str, on_update: OnUpdate) -> dict[str, Any]:
-    """Call `on_update` for each change until the job ends; return the final job."""
+def follow_job(
+    client: Client, job_id: str, on_update: OnUpdate, on_output: OnOutput | None = None
+) -> dict[str, Any]:
+    """Call `on_update` for each change and `on_output` for each piece of live output until
+    the job ends; return the final job."""
 
     def seen(update: Job | Event) -> None:
         if isinstance(update, Event) and update.is_output:
+            if on_output is not None:
+                on_output(update)
             return
         on_update(_update_from(job_id, update))
 
@@ -118,6 +127,25 @@ def _progress_bar(console: Console, *, counted: bool) -> Progress:
     return Progress(*columns, console=console)
 
 
+class OutputText:
+    """The job's live output as a rich `Text` that grows in place: each piece goes at its
+    offset, and an offset before the end (a late join, a retried attempt) starts it over."""
+
+    def __init__(self) -> None:
+        self.text = Text()
+
+    def add(self, event: Event) -> None:
+        current = self.text.plain
+        updated = current[: event.offset] + event.text
+        if updated.startswith(current):
+            self.text.append(updated[len(current) :])
+        else:
+            self.text = Text(updated)
+
+    def __rich__(self) -> Text:
+        return self.text
+
+
 def _watch_hint(job_ids: list[str]) -> None:
     what = f"job {job_ids[0]}" if len(job_ids) == 1 else f"{len(job_ids)} jobs"
     err_console.print(f"[dim]watching {what}; Ctrl-C stops watching, the work goes on[/]")
@@ -133,8 +161,10 @@ def watch_job(client: Client, job_id: str, *, console: Console) -> dict[str, Any
         return current.to_dict()
     try:
         _watch_hint([job_id])
-        with _progress_bar(console, counted=False) as progress:
-            task = progress.add_task("", total=100)
+        progress = _progress_bar(console, counted=False)
+        task = progress.add_task("", total=100)
+        output = OutputText()
+        with Live(Group(progress, output), console=console, refresh_per_second=10):
 
             def show(update: JobUpdate) -> None:
                 label = update.status
@@ -143,7 +173,7 @@ def watch_job(client: Client, job_id: str, *, console: Console) -> dict[str, Any
                 progress.update(task, completed=update.progress, description=label)
 
             show(_update_from(job_id, current))
-            return follow_job(client, job_id, show)
+            return follow_job(client, job_id, show, output.add)
     except KeyboardInterrupt:
         raise StoppedWatching([job_id]) from None
 
