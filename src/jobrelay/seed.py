@@ -19,9 +19,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobrelay.callbacks.service import question_out
 from jobrelay.db import seed as seed_db
 from jobrelay.jobs.lifecycle import QUEUED_MESSAGE
+from jobrelay.quizzes.tasks import question_out
 from jobrelay.services import Services
 from jobrelay.users import service as users_service
 from jobrelay.users.schemas import UserCreate

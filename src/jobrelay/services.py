@@ -23,10 +23,17 @@ class Services:
     http: httpx.AsyncClient
     # The same pool in autocommit mode, for reads of one statement: a plain `connect()` block
     # wraps its query in BEGIN and ROLLBACK, two more round trips than the query itself.
+    # Not behind PgBouncer: there a statement outside a transaction may be prepared on one
+    # server and run on another.
     reads: AsyncEngine = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        autocommit = not self.settings.db_pgbouncer
+        self.reads = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if autocommit
+            else self.engine
+        )
 
     @classmethod
     async def open(cls, settings: Settings, *, pool_size: int | None = None) -> Services:

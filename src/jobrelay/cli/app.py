@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+from rich.console import Console
 
 from jobrelay.cli import db as db_commands
+from jobrelay.cli import failures
 from jobrelay.cli import jobs as jobs_commands
 from jobrelay.cli import maintenance as maintenance_commands
 from jobrelay.cli import me as me_commands
 from jobrelay.cli import server as server_commands
 from jobrelay.cli import submit as submit_commands
 from jobrelay.cli import users as users_commands
+from jobrelay.cli.exit_codes import ExitCode
 
 app = typer.Typer(
     name="jobrelay",
@@ -30,4 +35,11 @@ app.add_typer(me_commands.me_app, name="me")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        line = failures.describe(exc)
+        if line is None:
+            raise
+        Console(stderr=True).print(f"[red]error:[/] {line}", soft_wrap=True, highlight=False)
+        sys.exit(ExitCode.UNREACHABLE)

@@ -23,7 +23,9 @@ from jobrelay.prompts.schemas import PromptInput
 from jobrelay.quizzes.schemas import QuizInput
 from jobrelay.validation import integral
 
-JobKind = Literal["quiz.generate", "prompt.generate", "records.ingest"]
+# Any registered kind (checked by the service, so an unknown one is `unknown_kind`); the
+# OpenAPI document lists the registered ones (jobrelay.kinds.openapi).
+JobKind = Annotated[str, Field(min_length=1, max_length=64)]
 JobStatusName = Literal["queued", "processing", "completed", "failed", "canceled"]
 WebhookEvent = Literal["start", "progress", "completed"]
 EventType = Literal["status", "progress", "callback", "webhook"]

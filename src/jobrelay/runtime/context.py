@@ -117,6 +117,10 @@ class RunContext:
         await self.live_output.restart()
 
     @property
+    def has_output(self) -> bool:
+        return self._output is not None
+
+    @property
     def live_output(self) -> LiveOutput:
         if self._output is None:
             self._output = LiveOutput(
