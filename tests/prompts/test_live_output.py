@@ -224,3 +224,24 @@ async def test_the_live_copy_is_bounded_and_goes_away(services: Services) -> Non
     assert await output.close() == ""
     await output.end(starting_over=True)
     assert await read_snapshot(services.redis, job_id) is None
+
+
+async def test_a_retried_attempt_starts_the_output_over(
+    spawn_stack: Any, make_user: MakeUser
+) -> None:
+    stack: Stack = await spawn_stack(kinds="tests.prompts.output_kinds")
+    user = await make_user(on=stack)
+    async with jobrelay.AsyncClient(stack.api_url, user.key) as client:
+        job = await client.submit("test.story", {"words": 8})
+        seen = [event async for event in client.events(job.id)]
+        done = await client.get(job.id)
+    assert done.status == "completed" and done.attempts == 2
+    second = "".join(f"attempt2-word{number} " for number in range(8))
+    assert done.result == {"words": 8, "output": second}, "the full text is in the result"
+    outputs = [event for event in seen if event.is_output]
+    first_attempt = [event for event in outputs if "attempt1" in event.text]
+    assert first_attempt, "the first attempt's output was streamed"
+    starts_over = outputs.index(first_attempt[-1]) + 1
+    assert outputs[starts_over].offset == 0, "the stream says the output starts over"
+    assert "attempt1" not in outputs[starts_over].text
+    assert rebuild(seen) == second
