@@ -35,7 +35,7 @@ OURS: dict[str, Benchmark] = {
     "callbacks": callbacks.run,
     "endtoend": endtoend.run,
 }
-OPTIONAL = ("ingest", "load", "pgbouncer")
+OPTIONAL = ("ingest", "load", "pgbouncer", "scale")
 
 
 def machine(backends: Backends, pg_version: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -99,6 +99,16 @@ class Settings(BaseSettings):
 
     # Logging.
     log_level: str = "INFO"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_parses(cls, value: str) -> str:
+        """A malformed Sentinel address is a configuration error at start, not a 503 later."""
+        from jobrelay.redis_connect import parse_redis_url  # imports redis/arq: only when set
+
+        if value:
+            parse_redis_url(value)
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:

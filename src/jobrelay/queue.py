@@ -29,8 +29,8 @@ from arq.constants import (
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms, to_ms
 from arq.worker import Retry
-from redis.asyncio import ConnectionPool
 
+from jobrelay import redis_connect
 from jobrelay.config import Settings
 from jobrelay.kinds import DEFAULT_QUEUE, load_kinds
 
@@ -47,11 +47,7 @@ return 1
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
-    base = RedisSettings.from_dsn(settings.redis_url)
-    base.conn_timeout = max(1, int(settings.redis_timeout))
-    base.conn_retries = 1
-    base.conn_retry_delay = 0
-    return base
+    return redis_connect.arq_settings(settings)
 
 
 def queue_key(base: str, queue: str) -> str:
@@ -75,13 +71,7 @@ class Queue:
     @classmethod
     async def connect(cls, settings: Settings) -> Queue:
         """Lazy: no round trip here, so an API process starts (and reports 503) while Redis is down."""
-        connections = ConnectionPool.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout,
-            socket_connect_timeout=settings.redis_timeout,
-        )
-        pool = ArqRedis(connections, default_queue_name=settings.queue_name)
-        return cls(pool, settings.queue_name)
+        return cls(redis_connect.arq_pool(settings, settings.queue_name), settings.queue_name)
 
     async def close(self) -> None:
         await self.pool.aclose()

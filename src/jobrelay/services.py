@@ -9,6 +9,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobrelay import redis_connect
 from jobrelay.config import Settings
 from jobrelay.db.engine import make_engine
 from jobrelay.queue import Queue
@@ -40,12 +41,7 @@ class Services:
         if not settings.redis_url:
             raise RuntimeError("JOBRELAY_REDIS_URL is not set")
         engine = make_engine(settings, pool_size=pool_size)
-        redis = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout,
-            socket_connect_timeout=settings.redis_timeout,
-            health_check_interval=30,
-        )
+        redis = redis_connect.client(settings)
         queue = await Queue.connect(settings)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(30.0, connect=5.0),

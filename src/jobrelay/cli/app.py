@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from jobrelay.cli import db as db_commands
@@ -37,6 +38,13 @@ app.add_typer(me_commands.me_app, name="me")
 def main() -> None:
     try:
         app()
+    except ValidationError as exc:
+        # A bad JOBRELAY_* value: the usage error it is, not a traceback.
+        problems = "; ".join(
+            f"JOBRELAY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        typer.echo(f"error: invalid configuration: {problems}", err=True)
+        sys.exit(ExitCode.USAGE)
     except Exception as exc:
         line = failures.describe(exc)
         if line is None:
