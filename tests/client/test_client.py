@@ -263,3 +263,13 @@ def test_the_readme_example_runs(
     printed = capsys.readouterr().out
     assert "[completed 100%] Prompt generated successfully" in printed
     assert "Explain photosynthesis to a 10 year old" in printed
+
+
+def test_a_last_event_id_past_every_id_means_nothing_after_it(
+    stack: Stack, new_user: NewUser
+) -> None:
+    with jobrelay.Client(stack.api_url, new_user()) as client:
+        job = client.submit(PROMPT, {"manual_prompt": "far ahead"})
+        client.wait(job.id, timeout=30)
+        assert client.stored_events(job.id, last_event_id=10**19) == []
+        assert list(client.events(job.id, last_event_id=10**19)) == []

@@ -481,6 +481,12 @@ def events(policy: Policy, job_id: str, last_event_id: int | None) -> Program[No
         yield CloseStream()
         if item is None and ended:
             return
+        if item is None:
+            # A clean end with no ending seen: the server ends a stream only once the job is
+            # over (e.g. resumed after its last event); anything else is worth a reconnect.
+            job = yield from get(policy, job_id)
+            if job.done:
+                return
         if isinstance(item, Failure):
             last_failure = item
         else:

@@ -50,6 +50,7 @@ SSE_EVENT_SCHEMA = {
     "required": ["data"],
 }
 _EVENT_ID = re.compile(r"^[0-9]*$")
+_MAX_EVENT_ID = 2**63 - 1
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -204,4 +205,5 @@ def _event_id(value: str) -> int:
         raise Unprocessable(
             "Last-Event-ID must be the id of an event.", code="invalid_last_event_id"
         )
-    return int(value)
+    # Past the largest possible id (a bigint) there is nothing, as after the latest event.
+    return min(int(value), _MAX_EVENT_ID)
