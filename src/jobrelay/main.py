@@ -18,6 +18,8 @@ from jobrelay.health import router as health_router
 from jobrelay.http_errors import install_error_handlers
 from jobrelay.jobs.router import router as jobs_router
 from jobrelay.kinds import load_kinds
+from jobrelay.kinds.openapi import install_kind_schemas
+from jobrelay.kinds.router import router as kinds_router
 from jobrelay.metrics import MetricsMiddleware
 from jobrelay.metrics import router as metrics_router
 from jobrelay.middleware import BodyLimitMiddleware
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     install_error_handlers(app)
     app.include_router(jobs_router)
+    app.include_router(kinds_router)
     app.include_router(deliveries_router)
     app.include_router(callbacks_router)
     app.include_router(me_router)
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stats_router)
     app.include_router(metrics_router)
     app.include_router(dashboard_router, include_in_schema=False)
+    install_kind_schemas(app, load_kinds())
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

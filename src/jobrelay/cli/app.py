@@ -15,6 +15,7 @@ from jobrelay.cli import maintenance as maintenance_commands
 from jobrelay.cli import me as me_commands
 from jobrelay.cli import server as server_commands
 from jobrelay.cli import submit as submit_commands
+from jobrelay.cli import submit_kind as submit_kind_commands
 from jobrelay.cli import users as users_commands
 from jobrelay.cli.exit_codes import ExitCode
 
@@ -32,6 +33,7 @@ app.add_typer(users_commands.users_app, name="users")
 app.add_typer(maintenance_commands.maintenance_app, name="maintenance")
 app.add_typer(submit_commands.submit_app, name="submit")
 app.add_typer(jobs_commands.jobs_app, name="jobs")
+app.command("kinds")(submit_kind_commands.kinds_command)
 app.add_typer(me_commands.me_app, name="me")
 
 

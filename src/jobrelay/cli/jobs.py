@@ -40,12 +40,6 @@ class StatusChoice(StrEnum):
     canceled = "canceled"
 
 
-class KindChoice(StrEnum):
-    quiz = "quiz.generate"
-    prompt = "prompt.generate"
-    ingest = "records.ingest"
-
-
 JobIdArgument = Annotated[
     str, typer.Argument(help="The job's id.", metavar="JOB_ID", show_default=False)
 ]
@@ -60,7 +54,8 @@ def list_jobs(
         StatusChoice | None, typer.Option("--status", help="Only jobs in this status.")
     ] = None,
     kind: Annotated[
-        KindChoice | None, typer.Option("--kind", help="Only jobs of this kind.")
+        str | None,
+        typer.Option("--kind", help="Only jobs of this kind (see `jobrelay kinds`)."),
     ] = None,
     user_id: Annotated[
         int | None, typer.Option("--user-id", help="Only this user's jobs (admins).")
@@ -76,7 +71,7 @@ def list_jobs(
     """List jobs, newest first."""
     with open_client(api_url, api_key) as api:
         page = api.list_page(
-            kind.value if kind else None,
+            kind or None,
             status.value if status else None,
             user_id=user_id,
             limit=limit,
@@ -110,11 +105,17 @@ def show_job(
         job = api.get(job_id).to_dict()
         result: dict[str, Any] | None = None
         if questions:
-            if job.get("kind") != "quiz.generate":
+            if job.get("status") != "completed":
                 raise InputError(
-                    f"job {job_id} is a {job.get('kind')} job; only quiz jobs have questions"
+                    f"job {job_id} is {job.get('status')}; --questions lists a finished quiz's "
+                    "questions"
                 )
             result = api.result(job_id)
+            if not isinstance(result.get("questions"), list):
+                raise InputError(
+                    f"job {job_id} is a {job.get('kind')} job; its result has no questions "
+                    "(--questions lists a quiz's)"
+                )
     if json_output:
         print_json(result if result is not None else job)
         return

@@ -39,11 +39,14 @@ from jobrelay.cli.records_file import (
     write_rejections,
 )
 from jobrelay.cli.render import make_console
+from jobrelay.cli.submit_kind import KindSubmitGroup
 from jobrelay.client import ApiError, Client, Job
 
 submit_app = typer.Typer(
     name="submit",
-    help="Submit jobs: a prompt, a quiz, or a file of student records.",
+    cls=KindSubmitGroup,
+    help="Submit jobs: a prompt, a quiz, a file of student records, or a job of any kind with "
+    "`jobrelay submit KIND --input JSON|@FILE` (list them with `jobrelay kinds`).",
     no_args_is_help=True,
 )
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobrelay.db import students as students_db
 from jobrelay.db.students import StudentRow, UpsertCounts
+from jobrelay.ingestion.demo import DEMO
 from jobrelay.ingestion.enrichment import Enricher, make_enricher
 from jobrelay.ingestion.records import RecordChecker
 from jobrelay.ingestion.schemas import IngestInput, IngestResult, RejectedRecord, StudentRecord
@@ -124,6 +125,7 @@ async def _ingest_batches(ctx: JobContext, records: list[dict[str, Any]], tally:
     input=IngestInput,
     start_message=START_MESSAGE,
     schema_name="IngestJobCreate",
+    demo=DEMO,
 )
 async def ingest(ctx: JobContext, data: IngestInput) -> IngestResult:
     """Bulk ingestion of student records: valid ones stored per batch, invalid ones reported."""

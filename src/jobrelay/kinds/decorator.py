@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from jobrelay.kinds.context import JobContext
+from jobrelay.kinds.demo import Demo
 from jobrelay.kinds.registry import DEFAULT_QUEUE, REGISTRY, Deadline, KindRegistry, KindSpec
 from jobrelay.runtime.errors import JobFailed
 from jobrelay.runtime.registry import Handler, KindRunner, Outcome
@@ -41,6 +42,7 @@ def kind(
     start_message: str = "Job started",
     done_message: str = "Job completed",
     schema_name: str | None = None,
+    demo: Demo | None = None,
     registry: KindRegistry | None = None,
 ) -> Callable[[F], F]:
     """Register the decorated `async def handler(ctx: JobContext, data: Input)` as job kind
@@ -55,6 +57,7 @@ def kind(
       `done_message`: its message once completed (`ctx.set_completion_message` overrides).
     - `schema_name`: the OpenAPI name of its submission body (default from the model's name:
       `CaptionInput` -> `CaptionJobCreate`).
+    - `demo`: demo data for `jobrelay db seed` (see `jobrelay.kinds.demo`).
 
     The handler's return value is the job's result: any JSON-serialisable value (a pydantic
     model is dumped; a value that is not a JSON object is stored as `{"value": ...}`). Raising
@@ -76,6 +79,7 @@ def kind(
             deadline=deadline_seconds,
             schema_name=schema_name or "",
             description=_summary(handler),
+            demo=demo,
         )
         (registry if registry is not None else REGISTRY).register(spec)
         setattr(handler, KIND_ATTRIBUTE, spec)

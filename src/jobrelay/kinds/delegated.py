@@ -37,13 +37,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from jobrelay.kinds import handoff_client as client
+from jobrelay.kinds.demo import Demo
 from jobrelay.kinds.registry import DEFAULT_QUEUE, REGISTRY, Deadline, KindRegistry, KindSpec
+from jobrelay.runtime.backoff import backoff_delay
 from jobrelay.runtime.errors import JobFailed
 from jobrelay.runtime.registry import KindRunner, Outcome
 
@@ -109,8 +113,13 @@ def setting_value(settings: Settings, name: str) -> str:
     return os.environ.get(f"JOBRELAY_{name.upper()}", "")
 
 
+ENVELOPE_FIELDS = frozenset({"worker_task_id", "user_id", "status"})
+
+
 async def _store_result(_: CallbackContext, body: BaseModel) -> Delivered:
-    return Delivered(result=body.model_dump(mode="json"))
+    """The default: the result callback's body, less the envelope, is the job's result."""
+    document = body.model_dump(mode="json")
+    return Delivered(result={k: v for k, v in document.items() if k not in ENVELOPE_FIELDS})
 
 
 @dataclass
@@ -173,6 +182,7 @@ def delegated(
     start_message: str | None = None,
     schema_name: str | None = None,
     description: str = "",
+    demo: Demo | None = None,
     registry: KindRegistry | None = None,
 ) -> Delegation:
     """Register kind `name` as carried out by the external worker at setting `url_setting`
@@ -200,14 +210,14 @@ def delegated(
         schema_name=schema_name or "",
         description=description,
         delegation=delegation,
+        demo=demo,
     )
     (registry if registry is not None else REGISTRY).register(spec)
     return delegation
 
 
 def _caller_module() -> str:
-    import sys
-
+    """The module that called `delegated(...)`, for messages about the declaration."""
     frame = sys._getframe(2)
     return str(frame.f_globals.get("__name__", "?"))
 
@@ -239,9 +249,6 @@ def _hand_off_runner(
 
 async def _hand_off(run: RunContext, delegation: Delegation, data: BaseModel) -> Outcome:
     """Deliver the request, retrying what may pass (exponential backoff with jitter)."""
-    from jobrelay.kinds import handoff_client as client  # httpx and signing, in workers only
-    from jobrelay.runtime.backoff import backoff_delay
-
     settings = run.settings
     url = delegation.url(settings)
     if not url:
@@ -293,11 +300,9 @@ async def _hand_off(run: RunContext, delegation: Delegation, data: BaseModel) ->
 
 
 def _gave_up(last: Exception | None, tries: int, url: str, delegation: Delegation) -> JobFailed:
-    from jobrelay.kinds.handoff_client import HandOffTimeout
-
     reason = getattr(last, "message", None) or "no attempt was made"
     setting = f"JOBRELAY_{delegation.url_setting.upper()}"
-    if isinstance(last, HandOffTimeout):
+    if isinstance(last, client.HandOffTimeout):
         return JobFailed(
             "generator_timeout",
             f"The worker at {url} did not answer in time on {tries} tries (last: {reason}). "
@@ -308,7 +313,3 @@ def _gave_up(last: Exception | None, tries: int, url: str, delegation: Delegatio
         f"The worker at {url} could not be reached on {tries} tries (last: {reason}). Check that "
         f"it is running and that {setting} points at it, then retry the job.",
     )
-
-
-def delegations(kinds: Mapping[str, KindSpec]) -> dict[str, Delegation]:
-    return {n: s.delegation for n, s in kinds.items() if s.delegation is not None}

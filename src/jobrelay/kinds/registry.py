@@ -20,6 +20,7 @@ from jobrelay.runtime.registry import KindRunner
 if TYPE_CHECKING:
     from jobrelay.config import Settings
     from jobrelay.kinds.delegated import Delegation
+    from jobrelay.kinds.demo import Demo
 
 __all__ = [
     "DEFAULT_QUEUE",
@@ -62,7 +63,7 @@ class KindSpec:
 
     `origin` is `module:function` of the declaration, for error messages; `schema_name` is
     the OpenAPI name of the kind's submission body; `delegation` is set for kinds an
-    external HTTP worker carries out.
+    external HTTP worker carries out; `demo` is the kind's demo data for `jobrelay db seed`.
     """
 
     name: str
@@ -74,6 +75,7 @@ class KindSpec:
     schema_name: str = ""
     description: str = ""
     delegation: Delegation | None = field(default=None, repr=False)
+    demo: Demo | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not KIND_NAME.match(self.name):

@@ -8,6 +8,7 @@ import logging
 
 from jobrelay.db import users as users_db
 from jobrelay.kinds import JobContext, JobFailed, kind, runner_of
+from jobrelay.prompts.demo import DEMO
 from jobrelay.prompts.llm import AIError, Completion, fallback_prompt, make_model
 from jobrelay.prompts.schemas import PromptInput, PromptResult
 from jobrelay.runtime.backoff import backoff_delay
@@ -76,6 +77,7 @@ async def _generate(ctx: JobContext, manual_prompt: str) -> tuple[Completion | N
     start_message=STEP_INITIALIZING[1],
     done_message=DONE_MESSAGE,
     schema_name="PromptJobCreate",
+    demo=DEMO,
 )
 async def generate_prompt(ctx: JobContext, data: PromptInput) -> PromptResult:
     """AI prompt generation in the worker: the owner's tokens are taken only on success."""

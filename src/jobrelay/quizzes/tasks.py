@@ -18,7 +18,8 @@ from jobrelay.db import questions as questions_db
 from jobrelay.db.jobs import JobRow
 from jobrelay.errors import Unprocessable
 from jobrelay.kinds.delegated import CallbackContext, Delivered, delegated
-from jobrelay.quizzes.questions import validate_questions
+from jobrelay.quizzes.demo import DEMO
+from jobrelay.quizzes.questions import question_out, validate_questions
 from jobrelay.quizzes.schemas import QuestionIn, QuizInput, ResultCallback
 
 __all__ = ["KIND", "QUIZ", "question_out"]
@@ -38,6 +39,7 @@ QUIZ = delegated(
     waiting_message="The generator accepted the quiz (task {task_id}); waiting for questions...",
     schema_name="QuizJobCreate",
     description="Quiz questions written by the external AI generator.",
+    demo=DEMO,
 )
 
 
@@ -104,22 +106,6 @@ async def store_questions(ctx: CallbackContext, checked: CheckedResult) -> Deliv
 def replay_saved(job: JobRow) -> dict[str, Any]:
     """A resent result is told how many questions the first one saved."""
     return {"saved": int((job.result or {}).get("questions_created", 0))}
-
-
-def question_out(row: Any) -> dict[str, Any]:
-    """A stored question in the original AI worker's shape, with its id and position."""
-    return {
-        "id": row.id,
-        "position": row.position,
-        "sentence": row.sentence,
-        "options": {"A": row.option_a, "B": row.option_b, "C": row.option_c, "D": row.option_d},
-        "correct_answer": row.correct_answer,
-        "explanation": row.explanation,
-        "type": row.type,
-        "difficulty": row.difficulty,
-        "score": row.score,
-        "context": row.context,
-    }
 
 
 def _processing_time(job: JobRow, body: ResultCallback) -> float | None:
