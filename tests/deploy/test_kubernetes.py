@@ -211,16 +211,12 @@ def test_commands_exist(command: tuple[str, ...]) -> None:
 
 
 async def test_the_queue_depth_metric_is_exported(stack: Stack) -> None:
+    """The metric and label the ScaledObjects query are on /metrics (the default queue always
+    has a sample; another queue has one once a loaded kind uses it)."""
     async with httpx.AsyncClient(base_url=stack.api_url) as http:
         text = (await http.get("/metrics")).text
     for scaled in _of_kind("ScaledObject"):
-        metric = scaled["spec"]["triggers"][0]["metadata"]["query"].split("(")[1].split("{")[0]
+        query = scaled["spec"]["triggers"][0]["metadata"]["query"]
+        metric = query.split("(")[1].split("{")[0]
         assert re.search(rf"^# TYPE {metric} gauge$", text, re.M), metric
-
-
-def test_the_kubernetes_schemas_catch_mistakes() -> None:
-    api = json.loads(json.dumps(_named("Deployment", "jobrelay-api")))
-    probe = api["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
-    probe["httpGett"] = probe.pop("httpGet")
-    with pytest.raises(kubernetes_validate.ValidationError, match="httpGett"):
-        kubernetes_validate.validate(api, VERSIONS[-1], strict=True)
+    assert re.search(r'^jobrelay_queue_depth\{queue="default"\} \d', text, re.M), text
