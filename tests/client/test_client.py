@@ -172,17 +172,16 @@ def test_me_and_webhook_secret(stack: Stack, new_user: NewUser) -> None:
         assert client.webhook_secret() == rotated
 
 
-def test_kinds_is_a_list_of_kind_models_when_served(stack: Stack, new_user: NewUser) -> None:
+def test_kinds_lists_every_kind_with_its_schema(stack: Stack, new_user: NewUser) -> None:
     with jobrelay.Client(stack.api_url, new_user()) as client:
-        try:
-            kinds = client.kinds()
-        except jobrelay.ApiError as exc:
-            # Before `GET /v1/kinds` exists the API answers its 404 shape, mapped like any error.
-            assert exc.status == 404 and exc.code == "not_found"
-            return
-        assert all(isinstance(kind, Kind) for kind in kinds)
-        names = {kind.name for kind in kinds}
-        assert {"prompt.generate", "quiz.generate", "records.ingest"} <= names
+        kinds = {item.name: item for item in client.kinds()}
+    assert {"prompt.generate", "quiz.generate", "records.ingest"} <= set(kinds)
+    prompt = kinds["prompt.generate"]
+    assert isinstance(prompt, Kind)
+    assert prompt.queue == "default"
+    assert "manual_prompt" in prompt.input_schema["properties"]
+    assert isinstance(prompt.deadline_seconds, int) and prompt.deadline_seconds > 0
+    assert prompt.to_dict()["name"] == "prompt.generate"
 
 
 def test_errors_carry_the_error_shape(stack: Stack, new_user: NewUser) -> None:
