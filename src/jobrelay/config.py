@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     prompt_step_delay: float = Field(default=0.0, ge=0)
     prompt_token_cost: int = Field(default=700, ge=0)
 
+    # Live output (`ctx.output`): characters of a running job's text kept in Redis for clients
+    # that connect mid-run, and how long that copy outlives a worker that died.
+    output_live_max_chars: int = Field(default=262_144, ge=1)
+    output_live_ttl_seconds: int = Field(default=3600, ge=1)
+
     # Quiz generation through an external generator.
     generator_url: str = ""
     generator_secret: str = ""

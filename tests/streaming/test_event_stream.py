@@ -154,7 +154,7 @@ async def test_stream_sees_events_written_by_the_worker_process(
     ) as response:
         arrivals: list[tuple[float, dict]] = []
         async for frame in frames(response.aiter_lines()):
-            if frame.comment is None:
+            if frame.comment is None and not frame.is_output:
                 arrivals.append((time.monotonic(), frame.event))
     progress = [event["progress"] for _, event in arrivals]
     assert progress == PROMPT_STEPS
@@ -205,6 +205,12 @@ async def test_stream_errors(make_user: MakeUser) -> None:
     )
     assert bad.status_code == 422
     assert bad.json()["error"]["code"] == "invalid_last_event_id"
+    beyond = await owner.client.get(
+        f"/v1/jobs/{job['id']}/events",
+        headers={"Accept": "text/event-stream", "Last-Event-ID": "10000000000000000000"},
+    )
+    assert beyond.status_code == 422, beyond.text
+    assert beyond.json()["error"]["code"] == "invalid_last_event_id"
     missing = await owner.client.get(
         f"/v1/jobs/{uuid.uuid4()}/events", headers={"Accept": "text/event-stream"}
     )

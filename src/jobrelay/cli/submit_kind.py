@@ -108,24 +108,24 @@ def submit_kind(
 ) -> None:
     """Submit a job of kind KIND (see `jobrelay kinds`) with the given input."""
     kind = str(ctx.info_name)
-    body: dict[str, Any] = {"kind": kind, "input": parse_input(input_value)}
-    if webhook:
-        body["webhook"] = webhook
-    if webhook_event:
-        body["webhook_events_filter"] = webhook_event
-    if metadata:
-        body["metadata"] = _metadata(metadata)
-    if user_id is not None:
-        body["user_id"] = user_id
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    job_input = parse_input(input_value)
     with open_client(api_url, api_key) as api:
-        response = api.request("POST", "/v1/jobs", json_body=body, headers=headers)
-        job: dict[str, Any] = response.json()
-        job_id = str(job["id"])
+        submitted = api.submit(
+            kind,
+            job_input,
+            idempotency_key=idempotency_key or None,
+            webhook=webhook or None,
+            webhook_events_filter=webhook_event or None,
+            metadata=_metadata(metadata) or None,
+            user_id=user_id,
+        )
+        job = submitted.to_dict()
+        job_id = submitted.id
         if not json_output:
-            replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
-            note = " [dim](same key as an earlier submission: existing job)[/]" if replayed else ""
-            _console.print(f"submitted {kind} job [bold]{job_id}[/]{note}")
+            note = " [dim](same key as an earlier submission: existing job)[/]"
+            _console.print(
+                f"submitted {kind} job [bold]{job_id}[/]{note if submitted.replayed else ''}"
+            )
         if watch:
             raise typer.Exit(int(watch_and_report(api, job_id, json_output=json_output)))
     if json_output:
@@ -161,7 +161,7 @@ def kinds_command(
 ) -> None:
     """List the job kinds the service runs: name, queue, default deadline, input fields."""
     with open_client(api_url, api_key) as api:
-        kinds = api.get_json("/v1/kinds")["items"]
+        kinds = [item.to_dict() for item in api.kinds()]
     if json_output:
         print_json(kinds)
         return

@@ -40,6 +40,7 @@ class JobContext:
     - `await ctx.canceled()` says whether the job was canceled (or taken over) meanwhile; a
       cancellation also cancels the handler's task, so `try/finally` is the place to clean up.
     - `ctx.connect()` opens a read connection (autocommit) for the handler's own queries.
+    - `await ctx.output(text)` appends live output (see `output`).
     """
 
     def __init__(self, run: RunContext, *, kind: str, done_message: str = "Job completed") -> None:
@@ -96,6 +97,23 @@ class JobContext:
         for people, and optional JSON `data` for the event. See the class docstring for
         `write`."""
         await self._run.progress(max(0, min(100, int(pct))), message, data=data, write=write)
+
+    async def output(self, text: str) -> None:
+        """Append `text` to the job's live output (an LLM's tokens as they come): streamed to
+        clients as `output` events, coalesced to about 20 a second; a client that connects
+        mid-run first gets the text so far. The full text is part of the result (as the field
+        that holds it, else under `output`). Each attempt starts the output over."""
+        await self._run.output(text)
+
+    async def restart_output(self) -> None:
+        """Start the output over within this attempt (say, a model call that is tried again):
+        clients get an `output` event with offset 0."""
+        await self._run.restart_output()
+
+    @property
+    def output_text(self) -> str:
+        """The live output written so far in this attempt."""
+        return self._run.live_output.text if self._run.has_output else ""
 
     def charge_tokens(self, amount: int) -> None:
         """Take `amount` tokens from the owner when the job completes (not if it fails); the

@@ -48,16 +48,19 @@ async def _check_account(ctx: JobContext, cost: int) -> None:
 
 
 async def _generate(ctx: JobContext, manual_prompt: str) -> tuple[Completion | None, str]:
-    """Ask the model, retrying AI errors; None after the retries ran out."""
+    """Ask the model, retrying AI errors; None after the retries ran out. The text streams
+    out as live output while it is written; a retry starts it over."""
     settings = ctx.settings
     model = make_model(ctx.http, settings)
-    request = asyncio.create_task(model.enhance(manual_prompt))
+    request = asyncio.create_task(model.enhance(manual_prompt, ctx.output))
     await _step(ctx, STEP_WAITING)
     last_error = ""
     for retry in range(settings.llm_retries + 1):
         if retry:
             await asyncio.sleep(backoff_delay(retry, base=0.5, cap=5.0))
-            request = asyncio.create_task(model.enhance(manual_prompt))
+            if ctx.output_text:
+                await ctx.restart_output()
+            request = asyncio.create_task(model.enhance(manual_prompt, ctx.output))
         try:
             return await request, model.name
         except AIError as exc:
@@ -85,8 +88,12 @@ async def generate_prompt(ctx: JobContext, data: PromptInput) -> PromptResult:
     completion, model_name = await _generate(ctx, data.manual_prompt)
     await _step(ctx, STEP_FINALIZING)
     if completion is None:
+        prompt = fallback_prompt(data.manual_prompt)
+        if ctx.output_text:
+            await ctx.restart_output()
+        await ctx.output(prompt)
         return PromptResult(
-            prompt=fallback_prompt(data.manual_prompt),
+            prompt=prompt,
             fallback=True,
             tokens_used=0,
             model=model_name,

@@ -15,6 +15,7 @@ from jobrelay.db import jobs as jobs_db
 from jobrelay.db.jobs import JobRow
 from jobrelay.jobs import lifecycle
 from jobrelay.runtime.errors import JobGone
+from jobrelay.runtime.output import LiveOutput
 from jobrelay.services import Services
 from jobrelay.tx import Tx, transaction
 
@@ -43,6 +44,7 @@ class RunContext:
     _flusher: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _storing: bool = field(default=False, init=False, repr=False)
     _lost: Exception | None = field(default=None, init=False, repr=False)
+    _output: LiveOutput | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._input = self.job.input
@@ -105,6 +107,39 @@ class RunContext:
             row = await self.store_pending(tx)
         if row is not None:
             self.job = row
+
+    async def output(self, text: str) -> None:
+        """Append live output (see `jobrelay.runtime.output`); part of the result at the end."""
+        self.live_output.append(text)
+
+    async def restart_output(self) -> None:
+        """Start the output over (a model call that is tried again); clients see offset 0."""
+        await self.live_output.restart()
+
+    @property
+    def has_output(self) -> bool:
+        return self._output is not None
+
+    @property
+    def live_output(self) -> LiveOutput:
+        if self._output is None:
+            self._output = LiveOutput(
+                self.services.redis,
+                self.job_id,
+                self.attempt,
+                max_chars=self.settings.output_live_max_chars,
+                ttl_seconds=self.settings.output_live_ttl_seconds,
+            )
+        return self._output
+
+    async def close_output(self) -> str:
+        """Publish the output still waiting; the attempt's full text ("" if none)."""
+        return await self._output.close() if self._output is not None else ""
+
+    async def end_output(self, *, starting_over: bool) -> None:
+        """Drop the live copy of the output; with `starting_over`, tell clients so."""
+        if self._output is not None:
+            await self._output.end(starting_over=starting_over)
 
     @property
     def has_pending(self) -> bool:

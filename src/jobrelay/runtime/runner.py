@@ -24,6 +24,7 @@ from jobrelay.runtime.backoff import backoff_delay
 from jobrelay.runtime.claim import Claim, Unclaimed, claim_job
 from jobrelay.runtime.context import RunContext
 from jobrelay.runtime.errors import JobFailed, JobGone, TransientError
+from jobrelay.runtime.output import with_output
 from jobrelay.runtime.registry import KindRunner, Outcome
 from jobrelay.services import Services
 from jobrelay.tx import Tx, transaction
@@ -66,6 +67,7 @@ async def _execute(services: Services, runner: KindRunner, claim: Claim) -> RunA
     ctx = RunContext(services, claim.job)
     lost = asyncio.Event()
     heartbeat = asyncio.create_task(_heartbeat(ctx, asyncio.current_task(), lost))
+    again: RunAgain | None = None
     try:
         remaining = _seconds_left(claim.job.deadline_at)
         async with asyncio.timeout(remaining):
@@ -96,16 +98,19 @@ async def _execute(services: Services, runner: KindRunner, claim: Claim) -> RunA
         raise
     except TransientError as exc:
         await _store_pending(ctx)
-        return await _retry_or_fail(ctx, exc.code, exc.message)
+        again = await _retry_or_fail(ctx, exc.code, exc.message)
+        return again
     except Exception as exc:
         logger.exception("job %s: attempt %d crashed", ctx.job_id, ctx.attempt)
         await _store_pending(ctx)
-        return await _retry_or_fail(ctx, "job_error", f"{type(exc).__name__}: {exc}")
+        again = await _retry_or_fail(ctx, "job_error", f"{type(exc).__name__}: {exc}")
+        return again
     finally:
         ctx.discard()
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
+        await ctx.end_output(starting_over=again is not None)
     return None
 
 
@@ -152,6 +157,7 @@ async def _finish(ctx: RunContext, outcome: Outcome) -> None:
         if row is None:
             raise JobGone()
         return
+    result = with_output(outcome.result, await ctx.close_output())
     try:
         async with transaction(services) as tx:
             await ctx.store_pending(tx)
@@ -160,7 +166,7 @@ async def _finish(ctx: RunContext, outcome: Outcome) -> None:
                 ctx.job_id,
                 JobStatus.COMPLETED,
                 message=outcome.message,
-                values={"result": outcome.result or {}, "progress": 100, "error": None},
+                values={"result": result, "progress": 100, "error": None},
                 where=[jobs_db.is_attempt(ctx.attempt)],
                 max_running_per_user=services.settings.max_running_per_user,
             )
