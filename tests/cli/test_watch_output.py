@@ -16,7 +16,7 @@ from tests.conftest import MakeUser, Stack
 from tests.prompts.streaming_model import StreamingChatModel
 from tests.support.jobs import prompt_input, submit
 from tests.support.peers import serve
-from tests.support.processes import CLI, base_env
+from tests.support.processes import CLI, base_env, run_cli
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 
@@ -107,3 +107,13 @@ async def test_jobs_watch_joins_halfway_with_the_text_so_far(
         code = await asyncio.to_thread(terminal.finish)
     assert code == 0, terminal.screen[-3000:]
     assert all(word.strip() in terminal.screen for word in words)
+
+
+async def test_off_a_terminal_the_output_ends_with_a_newline(stack: Stack) -> None:
+    run = await asyncio.to_thread(
+        run_cli, ["submit", "prompt", "piped", "--watch"], base_env(stack.cli_env())
+    )
+    assert run.returncode == 0, run.stderr
+    # The offline prompt ends "... at the end."; the live text is its own line, the panel after.
+    assert re.search(r"at the end\.\n", run.stdout), run.stdout
+    assert "at the end.╭" not in run.stdout

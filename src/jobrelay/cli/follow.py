@@ -173,7 +173,10 @@ def watch_job(client: Client, job_id: str, *, console: Console) -> dict[str, Any
                 progress.update(task, completed=update.progress, description=label)
 
             show(_update_from(job_id, current))
-            return follow_job(client, job_id, show, output.add)
+            final = follow_job(client, job_id, show, output.add)
+        if not console.is_terminal:
+            console.line()  # off a terminal the live display ends without one
+        return final
     except KeyboardInterrupt:
         raise StoppedWatching([job_id]) from None
 
