@@ -38,6 +38,22 @@ redis.call('zadd', KEYS[3], ARGV[4], ARGV[1])
 return 1
 """
 
+# `_ENQUEUE` for many jobs in one call. KEYS: the queue, the abort set, then each job's job key
+# and result key; ARGV: each job's id, expiry (ms), payload and score.
+_ENQUEUE_MANY = """
+local added = 0
+for i = 0, (#KEYS - 2) / 2 - 1 do
+  local id = ARGV[i * 4 + 1]
+  redis.call('zrem', KEYS[2], id)
+  if redis.call('exists', KEYS[3 + i * 2], KEYS[4 + i * 2]) == 0 then
+    redis.call('psetex', KEYS[3 + i * 2], ARGV[i * 4 + 2], ARGV[i * 4 + 3])
+    redis.call('zadd', KEYS[1], ARGV[i * 4 + 4], id)
+    added = added + 1
+  end
+end
+return added
+"""
+
 
 def redis_settings(settings: Settings) -> RedisSettings:
     base = RedisSettings.from_dsn(settings.redis_url)
@@ -59,6 +75,7 @@ class Queue:
         self.pool = pool
         self.queue_name = queue_name
         self._enqueue = pool.register_script(_ENQUEUE)
+        self._enqueue_many = pool.register_script(_ENQUEUE_MANY)
 
     @classmethod
     async def connect(cls, settings: Settings) -> Queue:
@@ -91,6 +108,22 @@ class Queue:
             args=[key, score - enqueued_ms + self.pool.expires_extra_ms, payload, score],
         )
         return bool(added)
+
+    async def enqueue_jobs(self, job_ids: Iterable[uuid.UUID | str]) -> int:
+        """`enqueue_job` for many jobs (due now) in one round trip; how many were added."""
+        keys: list[str] = [self.queue_name, abort_jobs_ss]
+        args: list[Any] = []
+        enqueued_ms = timestamp_ms()
+        for job_id in job_ids:
+            key = str(job_id)
+            payload = serialize_job(
+                RUN_JOB, (key,), {}, None, enqueued_ms, serializer=self.pool.job_serializer
+            )
+            keys += [job_key_prefix + key, result_key_prefix + key]
+            args += [key, self.pool.expires_extra_ms, payload, enqueued_ms]
+        if len(keys) == 2:
+            return 0
+        return int(await self._enqueue_many(keys=keys, args=args))
 
     async def enqueue_task(
         self, function: str, *args: Any, task_id: str | None = None, defer_seconds: float = 0

@@ -29,6 +29,8 @@ class Services:
     # What a worker process keeps for all its jobs (`jobrelay.runtime.process`), made on first use
     # and shared by every ARQ worker of the process; closed before the connections.
     worker_runtime: Any = field(default=None, init=False, repr=False)
+    # The API process's group commit of submissions (`jobrelay.jobs.submits`), made on first use.
+    submit_groups: Any = field(default=None, init=False, repr=False)
     on_close: list[Callable[[], Awaitable[None]]] = field(
         default_factory=list, init=False, repr=False
     )

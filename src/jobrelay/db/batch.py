@@ -423,3 +423,75 @@ async def renew_leases(
         _RENEW, ([j for j, _ in jobs], [a for _, a in jobs], float(seconds))
     )
     return {uuid.UUID(str(row.id)) for row in result}
+
+
+# --- submissions --------------------------------------------------------------------------------
+
+_INSERT_JOBS = f"""
+WITH r AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::int[], $9::int[], $10::bigint[])
+        WITH ORDINALITY AS r(id, kind, user_id, input, metadata, webhook, filter,
+                             deadline_seconds, max_attempts, submitted_by, ord)
+),
+new AS (
+    INSERT INTO jobs (id, kind, status, progress, message, user_id, input, metadata, webhook,
+                      webhook_events_filter, idempotency_key, request_hash, deadline_seconds,
+                      max_attempts, submitted_by)
+    SELECT id, kind, 'queued', 0, $11, user_id, input::jsonb, metadata::jsonb, webhook,
+           CASE WHEN filter IS NULL THEN NULL
+                ELSE ARRAY(SELECT jsonb_array_elements_text(filter::jsonb))::varchar(16)[] END,
+           NULL, NULL, deadline_seconds, max_attempts, submitted_by
+    FROM r ORDER BY ord
+    RETURNING {_job_columns("jobs")}
+),
+ev AS (
+    INSERT INTO job_events (job_id, type, status, progress, message, attempt, data)
+    SELECT id, 'status', status, progress, message, attempts, '{{}}'::jsonb FROM new
+    RETURNING id, job_id, type, status, progress, message, at, data
+)
+SELECT new.*, ev.id AS event_id, ev.type AS event_type, ev.status AS event_status,
+       ev.progress AS event_progress, ev.message AS event_message, ev.at AS event_at,
+       ev.data AS event_data
+FROM new JOIN ev ON ev.job_id = new.id
+"""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    id: uuid.UUID
+    kind: str
+    user_id: int
+    input: dict[str, Any]
+    metadata: dict[str, Any]
+    webhook: str | None
+    webhook_events_filter: Sequence[str] | None
+    deadline_seconds: int
+    max_attempts: int
+    submitted_by: int
+
+
+async def insert_jobs(
+    conn: AsyncConnection, new: Sequence[NewJob], *, message: str
+) -> dict[uuid.UUID, StoredEvent]:
+    """Insert queued jobs (without an idempotency key) and their first events in one statement."""
+    result = await conn.exec_driver_sql(
+        _INSERT_JOBS,
+        (
+            [j.id for j in new],
+            [j.kind for j in new],
+            [j.user_id for j in new],
+            [dumps(j.input) for j in new],
+            [dumps(j.metadata) for j in new],
+            [j.webhook for j in new],
+            [
+                None if j.webhook_events_filter is None else dumps(list(j.webhook_events_filter))
+                for j in new
+            ],
+            [j.deadline_seconds for j in new],
+            [j.max_attempts for j in new],
+            [j.submitted_by for j in new],
+            message,
+        ),
+    )
+    return {uuid.UUID(str(row.id)): StoredEvent(row, _event(row)) for row in result}
