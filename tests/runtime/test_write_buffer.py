@@ -34,7 +34,9 @@ STEPS = (20, 40, 60, 80)
 START = json.dumps({"prompt.generate": [10, "Job started"]})
 
 
-async def _add_jobs(url: str, count: int, *, users: int, tokens: int = 1_000_000) -> list[uuid.UUID]:
+async def _add_jobs(
+    url: str, count: int, *, users: int, tokens: int = 1_000_000
+) -> list[uuid.UUID]:
     """`count` queued jobs spread over `users` new users (admins: no running limit)."""
     conn = await asyncpg.connect(url)
     try:
