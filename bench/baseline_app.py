@@ -61,6 +61,10 @@ def create_app(dsn: str, redis_url: str, pool_size: int = 20) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
 
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
     @app.post("/jobs", status_code=202)
     async def submit(request: Request) -> JSONResponse:
         body = await request.json()

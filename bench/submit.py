@@ -169,6 +169,18 @@ async def run(ctx: Context) -> list[Row]:
                 f"submit: 1 client: jobrelay p50 {one_ours.p50:.2f} p99 {one_ours.p99:.2f} ms, "
                 f"baseline p50 {one_base.p50:.2f} p99 {one_base.p99:.2f} ms"
             )
+            health_seconds = ctx.seconds(3.0, 1.0)
+            health = {}
+            for name, target in (("jobrelay", api.port or 0), ("baseline", port)):
+                probe = Requests((httpload.request_bytes("GET", "/healthz", port=target),))
+                await httpload.run(target, probe, connections=CONNECTIONS, duration=0.3)
+                health[name] = await httpload.run(
+                    target, probe, connections=CONNECTIONS, duration=health_seconds
+                )
+            ctx.log(
+                f"submit: GET /healthz: jobrelay {health['jobrelay'].rate:,.0f} req/s, "
+                f"bare FastAPI {health['baseline'].rate:,.0f} req/s"
+            )
             api_rss = memory.rss(api)
         finally:
             baseline.stop()
@@ -220,6 +232,14 @@ async def run(ctx: Context) -> list[Row]:
             best_ours.cpu_ms.get("redis", 0.0),
             "ms",
             baseline=best_base.cpu_ms.get("redis", 0.0),
+        ),
+        Row(
+            "submit",
+            f"GET /healthz, {CONNECTIONS} clients (the fixed cost of a request)",
+            health["jobrelay"].rate,
+            "req/s",
+            baseline=health["baseline"].rate,
+            note="baseline: the same route on a bare FastAPI app",
         ),
         Row("memory", "API RSS after the submit run", api_rss, "MB"),
     ]
