@@ -36,7 +36,7 @@ OURS: dict[str, Benchmark] = {
     "endtoend": endtoend.run,
     "drain": drain.run,
 }
-OPTIONAL = ("ingest", "load")
+OPTIONAL = ("ingest", "load", "pgbouncer", "scale")
 
 
 def machine(backends: Backends, pg_version: str) -> str:

@@ -160,14 +160,13 @@ def start_stack(
     gen = None
     if generator:
         gen = generator_process(base_env(env)).start()
+        gen.wait_http("/health")  # moves to another port if its first one was taken meanwhile
         env["JOBRELAY_GENERATOR_URL"] = gen.url or ""
     api = api_process(base_env({**env, "JOBRELAY_PUBLIC_URL": ""})).start()
+    api.wait_http("/healthz")
     env["JOBRELAY_PUBLIC_URL"] = api.url or ""
     api.env["JOBRELAY_PUBLIC_URL"] = api.url or ""
     worker_procs = [worker_process(base_env(env)).start() for _ in range(workers)]
-    if gen is not None:
-        gen.wait_http("/health")
-    api.wait_http("/healthz")
     return Stack(env=env, api=api, workers=worker_procs, generator=gen, admin_key=admin_key)
 
 

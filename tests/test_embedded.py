@@ -5,8 +5,11 @@ These tests start their own servers in temporary directories and never touch the
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -25,6 +28,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from jobrelay.embedded import (
     EmbeddedServices,
+    IncompatibleDataDirectory,
+    bundled_major,
     free_tcp_port,
     postgres_bin_dir,
     redis_server_executable,
@@ -309,6 +314,9 @@ def test_restart_moves_to_a_new_port_when_the_old_one_is_taken(tmp_path: Path) -
     with start_embedded(data_dir, redis=False) as first:
         assert first.database_url is not None
     with socket.socket() as squatter:
+        # SO_REUSEADDR: the port just released may still have connections in TIME_WAIT, which
+        # would refuse a plain bind; a listener still takes the port from PostgreSQL.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", _port_of(first.database_url)))
         squatter.listen()
         with start_embedded(data_dir, redis=False) as second:
@@ -321,3 +329,61 @@ def test_restart_moves_to_a_new_port_when_the_old_one_is_taken(tmp_path: Path) -
                 check=True,
             )
             assert psql.stdout.strip() == "1"
+
+
+def _old_cluster(pgdata: Path) -> int:
+    """A cluster of another major version: a real one made by the system's initdb when it has
+    one of another version (PostgreSQL 15 on Debian 12), else its marker file alone."""
+    ours = bundled_major()
+    for initdb in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")):
+        major = int(Path(initdb).parts[-3])
+        if major == ours:
+            continue
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        as_root = os.geteuid() == 0
+        if as_root:  # initdb refuses root: run it as `postgres`, let it reach the directory
+            pgdata.parent.chmod(0o777)
+            for parent in pgdata.parent.parents:
+                parent.chmod(parent.stat().st_mode | 0o001)
+        account = pwd.getpwnam("postgres") if as_root else None
+        made = subprocess.run(
+            [initdb, "-D", str(pgdata), "-U", "postgres", "--auth=trust"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=pgdata.parent,
+            user=account.pw_uid if account else None,
+            group=account.pw_gid if account else None,
+        )
+        assert made.returncode == 0, made.stderr
+        return major
+    pgdata.mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text(f"{ours - 2}\n")
+    (pgdata / "base").mkdir()
+    return ours - 2
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_cluster_of_another_major_version_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    pgdata = data_dir / "postgres"
+    old_major = _old_cluster(pgdata)
+    before = _snapshot(pgdata)
+
+    with pytest.raises(IncompatibleDataDirectory) as refused:
+        start_embedded(data_dir)
+
+    message = str(refused.value)
+    assert f"PostgreSQL {old_major}" in message
+    assert f"PostgreSQL {bundled_major()}" in message
+    assert "Nothing was changed" in message
+    assert "jobrelay db backup" in message and "jobrelay db restore" in message
+    assert _snapshot(pgdata) == before
+    assert not (pgdata / "postmaster.pid").exists()

@@ -82,7 +82,9 @@ async def wait_until(
             if await done():
                 return True
             while (left := deadline - loop.time()) > 0:
-                await next_event(pubsub, min(left, recheck_every))
+                event = await next_event(pubsub, min(left, recheck_every))
+                if event is not None and event.get("type") == "output":
+                    continue  # live output does not change the job
                 if await done():
                     return True
     except (RedisError, OSError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    # Behind PgBouncer in transaction mode: no startup parameters but application_name, no
+    # prepared statement kept past its transaction, no autocommit reads (see db/engine.py).
+    db_pgbouncer: bool = False
     redis_timeout: float = Field(default=2.0, gt=0)
 
     # HTTP API.
@@ -62,6 +65,11 @@ class Settings(BaseSettings):
     prompt_step_delay: float = Field(default=0.0, ge=0)
     prompt_token_cost: int = Field(default=700, ge=0)
 
+    # Live output (`ctx.output`): characters of a running job's text kept in Redis for clients
+    # that connect mid-run, and how long that copy outlives a worker that died.
+    output_live_max_chars: int = Field(default=262_144, ge=1)
+    output_live_ttl_seconds: int = Field(default=3600, ge=1)
+
     # Quiz generation through an external generator.
     generator_url: str = ""
     generator_secret: str = ""
@@ -96,6 +104,16 @@ class Settings(BaseSettings):
 
     # Logging.
     log_level: str = "INFO"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_parses(cls, value: str) -> str:
+        """A malformed Sentinel address is a configuration error at start, not a 503 later."""
+        from jobrelay.redis_connect import parse_redis_url  # imports redis/arq: only when set
+
+        if value:
+            parse_redis_url(value)
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:

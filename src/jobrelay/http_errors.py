@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -37,33 +38,64 @@ _STATUS_CODES = {
     503: "service_unavailable",
 }
 
-OPENAPI_ERROR = {
-    "description": "Error",
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "required": ["code", "message", "details"],
-                        "properties": {
-                            "code": {"type": "string"},
-                            "message": {"type": "string"},
-                            "details": {"type": "array", "items": {}},
-                        },
-                    }
-                },
-            }
-        }
-    },
-}
+
+class ErrorBody(BaseModel):
+    """What went wrong: a stable snake_case code, a sentence, and per-field details."""
+
+    code: str
+    message: str
+    details: list[Any]
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error response."""
+
+    error: ErrorBody
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the errors an operation can answer."""
-    return {code: OPENAPI_ERROR for code in codes}
+    """OpenAPI entries for the errors an operation can answer, all with `ErrorResponse`."""
+    return {code: {"model": ErrorResponse, "description": "Error"} for code in codes}
+
+
+def _one_error_schema(spec: dict[str, Any]) -> dict[str, Any]:
+    """Point every 4xx/5xx response at the `ErrorResponse` component.
+
+    FastAPI documents a 422 it adds itself as `HTTPValidationError`, which is not what the
+    handlers send; replacing it (and any other error schema) by the shared component lets
+    generated clients parse every error with one model instead of one per status.
+    """
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(error_schema.pop("$defs", {}))
+    schemas["ErrorResponse"] = error_schema
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[0] in "45":
+                    response["content"] = {"application/json": {"schema": _ERROR_REF}}
+    text = str(spec.get("paths", {}))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f"/{unused}'" not in text:
+            schemas.pop(unused, None)
+    return spec
+
+
+def install_openapi_errors(app: FastAPI) -> None:
+    """Serve the OpenAPI document with every error response on `ErrorResponse`."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _one_error_schema(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -170,6 +202,7 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    install_openapi_errors(app)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

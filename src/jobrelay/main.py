@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 
 from jobrelay import __version__
 from jobrelay.callbacks.router import router as callbacks_router
@@ -16,6 +17,9 @@ from jobrelay.dashboard.router import router as dashboard_router
 from jobrelay.health import router as health_router
 from jobrelay.http_errors import install_error_handlers
 from jobrelay.jobs.router import router as jobs_router
+from jobrelay.kinds import load_kinds
+from jobrelay.kinds.openapi import install_kind_schemas
+from jobrelay.kinds.router import router as kinds_router
 from jobrelay.metrics import MetricsMiddleware
 from jobrelay.metrics import router as metrics_router
 from jobrelay.middleware import BodyLimitMiddleware
@@ -48,6 +52,7 @@ def _operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    load_kinds()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,7 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.close()
 
-    app = FastAPI(
+    # Swagger UI from the assets fastapi-offline ships, so /docs works without internet. No
+    # ReDoc: its bundled script still fetches its logo from a CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
+        swagger_ui_parameters={"validatorUrl": None},
         title="jobrelay",
         version=__version__,
         description=DESCRIPTION,
@@ -71,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     install_error_handlers(app)
     app.include_router(jobs_router)
+    app.include_router(kinds_router)
     app.include_router(deliveries_router)
     app.include_router(callbacks_router)
     app.include_router(me_router)
@@ -79,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stats_router)
     app.include_router(metrics_router)
     app.include_router(dashboard_router, include_in_schema=False)
+    install_kind_schemas(app, load_kinds())
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

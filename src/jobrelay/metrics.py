@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobrelay.db import maintenance as maintenance_db
 from jobrelay.db import stats as stats_db
+from jobrelay.kinds import load_kinds
 from jobrelay.services import Services
 from jobrelay.stats import counters
 from jobrelay.stats.counters import DURATION_BUCKETS, Snapshot
@@ -189,12 +190,21 @@ def _counter_families(snapshot: Snapshot) -> list[Metric]:
     return [submitted, finished, duration, webhooks, callbacks]
 
 
-def _gauge_families(active: Iterable[Any], arq_length: int | None) -> list[Metric]:
+def _gauge_families(active: Iterable[Any], arq_lengths: dict[str, int] | None) -> list[Metric]:
     rows = list(active)
+    kinds = load_kinds()
     depth = GaugeMetricFamily(
-        "jobrelay_queue_depth", "Jobs waiting to start (status queued), from PostgreSQL."
+        "jobrelay_queue_depth",
+        "Jobs waiting to start (status queued) per queue, from PostgreSQL.",
+        labels=["queue"],
     )
-    depth.add_metric([], sum(int(r.count) for r in rows if r.status == "queued"))
+    waiting = dict.fromkeys(kinds.queues(), 0)
+    for row in rows:
+        if row.status == "queued":
+            queue = kinds.queue_of(row.kind)
+            waiting[queue] = waiting.get(queue, 0) + int(row.count)
+    for queue, count in sorted(waiting.items()):
+        depth.add_metric([queue], count)
     by_kind = GaugeMetricFamily(
         "jobrelay_jobs_active",
         "Jobs queued or processing, by kind and status, from PostgreSQL.",
@@ -203,12 +213,14 @@ def _gauge_families(active: Iterable[Any], arq_length: int | None) -> list[Metri
     for row in sorted(rows, key=lambda r: (r.kind, r.status)):
         by_kind.add_metric([row.kind, row.status], int(row.count))
     families: list[Metric] = [depth, by_kind]
-    if arq_length is not None:
+    if arq_lengths is not None:
         length = GaugeMetricFamily(
             "jobrelay_arq_queue_length",
-            "Entries in the ARQ queue in Redis: jobs and helper tasks, deferred ones included.",
+            "Entries in each ARQ queue in Redis: jobs and helper tasks, deferred ones included.",
+            labels=["queue"],
         )
-        length.add_metric([], arq_length)
+        for queue, count in sorted(arq_lengths.items()):
+            length.add_metric([queue], count)
         families.append(length)
     return families
 
@@ -235,11 +247,11 @@ async def cluster_families(services: Services) -> list[Metric]:
         labels=["source"],
     )
     families: list[Metric] = []
-    arq_length: int | None = None
+    arq_lengths: dict[str, int] | None = None
     try:
         async with asyncio.timeout(_SOURCE_TIMEOUT):
             snapshot = await counters.read(services.redis)
-            arq_length = await services.queue.depth()
+            arq_lengths = await services.queue.depths(load_kinds().queues())
         families += _counter_families(snapshot)
         up.add_metric(["redis"], 1)
     except Exception as exc:
@@ -250,7 +262,7 @@ async def cluster_families(services: Services) -> list[Metric]:
             async with services.engine.connect() as conn:
                 active = await stats_db.count_by_kind_status(conn, statuses=stats_db.ACTIVE)
                 generator = await maintenance_db.get_check(conn, maintenance_db.GENERATOR_CHECK)
-        families += _gauge_families(active, arq_length)
+        families += _gauge_families(active, arq_lengths)
         families += _generator_families(generator)
         up.add_metric(["postgres"], 1)
     except Exception as exc:

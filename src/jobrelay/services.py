@@ -11,6 +11,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobrelay import redis_connect
 from jobrelay.config import Settings
 from jobrelay.db.engine import make_engine
 from jobrelay.queue import Queue
@@ -25,6 +26,8 @@ class Services:
     http: httpx.AsyncClient
     # The same pool in autocommit mode, for reads of one statement: a plain `connect()` block
     # wraps its query in BEGIN and ROLLBACK, two more round trips than the query itself.
+    # Not behind PgBouncer: there a statement outside a transaction may be prepared on one
+    # server and run on another.
     reads: AsyncEngine = field(init=False, repr=False)
     # What a worker process keeps for all its jobs (`jobrelay.runtime.process`), made on first use
     # and shared by every ARQ worker of the process; closed before the connections.
@@ -36,19 +39,19 @@ class Services:
     )
 
     def __post_init__(self) -> None:
-        self.reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        autocommit = not self.settings.db_pgbouncer
+        self.reads = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if autocommit
+            else self.engine
+        )
 
     @classmethod
     async def open(cls, settings: Settings, *, pool_size: int | None = None) -> Services:
         if not settings.redis_url:
             raise RuntimeError("JOBRELAY_REDIS_URL is not set")
         engine = make_engine(settings, pool_size=pool_size)
-        redis = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout,
-            socket_connect_timeout=settings.redis_timeout,
-            health_check_interval=30,
-        )
+        redis = redis_connect.client(settings)
         queue = await Queue.connect(settings)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(30.0, connect=5.0),

@@ -2,6 +2,8 @@
 
 Live events come from Redis pub/sub, so any API process can serve a job run by any worker. Pub/sub
 is lossy by nature, so the stream also re-reads PostgreSQL whenever it is idle; ids deduplicate.
+Live output (`jobrelay.runtime.output`) rides the same channel and goes out without `id:`: a
+connection to a running job first gets the text so far in one `output` event, then each piece.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from redis.exceptions import RedisError
 
 from jobrelay import broadcast
 from jobrelay.db import jobs as jobs_db
+from jobrelay.db.jobs import JobRow
 from jobrelay.jobs.schemas import EventOut
 from jobrelay.jobs.states import is_terminal
+from jobrelay.runtime.output import OutputCursor, Snapshot, parse_message, read_snapshot
 from jobrelay.services import Services
 
 KEEPALIVE_SECONDS = 15.0
@@ -41,10 +45,26 @@ async def _stored_after(
     return [EventOut.model_validate(r, from_attributes=True).model_dump(mode="json") for r in rows]
 
 
-async def _job_finished(services: Services, job_id: uuid.UUID) -> bool:
+async def _job_row(services: Services, job_id: uuid.UUID) -> JobRow | None:
     async with services.engine.connect() as conn:
-        row = await jobs_db.get_job(conn, job_id)
+        return await jobs_db.get_job(conn, job_id)
+
+
+async def _job_finished(services: Services, job_id: uuid.UUID) -> bool:
+    row = await _job_row(services, job_id)
     return row is None or is_terminal(row.status)
+
+
+def _output_frame(event: dict[str, Any]) -> str:
+    """Output is not stored piece by piece, so it has no id to resume from."""
+    return f"data: {json.dumps(event)}\n\n"
+
+
+async def _output_snapshot(services: Services, job_id: uuid.UUID) -> Snapshot | None:
+    try:
+        return await read_snapshot(services.redis, job_id)
+    except (RedisError, OSError):
+        return None
 
 
 def _ends(event: dict[str, Any]) -> bool:
@@ -88,10 +108,15 @@ async def follow(
                 yield frame
             if ended:
                 return
-            if await _job_finished(services, job_id):
+            row = await _job_row(services, job_id)
+            if row is None or is_terminal(row.status):
                 async for frame in finish():
                     yield frame
                 return
+            output = OutputCursor(int(row.attempts))
+            snapshot = await _output_snapshot(services, job_id)
+            for event in output.from_snapshot(snapshot, int(row.attempts)):
+                yield _output_frame(event)
             while True:
                 if request is not None and await request.is_disconnected():
                     return
@@ -100,6 +125,15 @@ async def follow(
                 except (RedisError, OSError):
                     live = None
                     await asyncio.sleep(RECHECK_SECONDS)
+                piece = parse_message(live) if live is not None else None
+                if piece is not None:
+                    events, gap = output.accept(*piece)
+                    if gap:
+                        events = output.fill_gap(await _output_snapshot(services, job_id))
+                    for event in events:
+                        yield _output_frame(event)
+                    idle_since = loop.time()
+                    continue
                 if live is not None and int(live["id"]) <= last_id:
                     continue
                 if live is not None and int(live["id"]) == last_id + 1:

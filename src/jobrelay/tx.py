@@ -36,7 +36,7 @@ class Task:
 class Tx:
     conn: AsyncConnection
     events: list[dict[str, Any]] = field(default_factory=list)
-    enqueue: list[uuid.UUID] = field(default_factory=list)
+    enqueue: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (job id, kind)
     abort: list[uuid.UUID] = field(default_factory=list)
     after: list[AfterCommit] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
@@ -63,8 +63,8 @@ async def after_commit(services: Services, tx: Tx) -> None:
     try:
         for job_id in tx.abort:
             await services.queue.abort(job_id)
-        for job_id in tx.enqueue:
-            await services.queue.enqueue_job(job_id)
+        for job_id, kind in tx.enqueue:
+            await services.queue.enqueue_job(job_id, kind=kind)
         for task in tx.tasks:
             await services.queue.enqueue_task(
                 task.function, *task.args, task_id=task.task_id, defer_seconds=task.defer_seconds

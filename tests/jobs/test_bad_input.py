@@ -16,7 +16,7 @@ from tests.jobs.test_api_contract import assert_error_shape
         (b"[]", "validation_error"),
         (b'{"kind": "prompt.generate"}', "validation_error"),
         (b'{"kind": "prompt.generate", "input": "text"}', "validation_error"),
-        (b'{"kind": "video.render", "input": {}}', "validation_error"),
+        (b'{"kind": "video.render", "input": {}}', "unknown_kind"),
         (b'{"kind": "prompt.generate", "input": {"manual_prompt": 5}}', "invalid_input"),
         (
             b'{"kind": "prompt.generate", "input": {"manual_prompt": "x"}, "colour": 1}',

@@ -118,8 +118,8 @@ def test_backup_reports_unreachable_database(scratch: Scratch, tmp_path: Path) -
 
 
 async def test_backup_of_the_embedded_server_uses_its_own_tools(tmp_path: Path) -> None:
-    """pgserver's PostgreSQL is a newer major version than the system client tools here; the
-    backup must pick pgserver's bundled pg_dump, not fail with a version mismatch."""
+    """The embedded PostgreSQL is a newer major version than the system client tools here; the
+    backup must pick its bundled pg_dump, not fail with a version mismatch."""
     server = PrivatePostgres()
     await asyncio.to_thread(server.start)
     try:

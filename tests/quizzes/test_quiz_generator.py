@@ -31,7 +31,8 @@ def _request(recorder: Any, job_id: str, **quiz: Any) -> dict[str, Any]:
         "job_id": job_id,
         "callback_url": f"{recorder.url}/v1/callbacks/{job_id}",
         "user_id": 7,
-        "input": {**QUIZ, **quiz},
+        **QUIZ,
+        **quiz,
     }
 
 
@@ -117,7 +118,7 @@ async def test_invalid_request_body_is_422(
     response = await _generate(generator, sign_payload, payload)
     assert response.status_code == 422
     fields = [d["field"] for d in response.json()["error"]["details"]]
-    assert fields == ["input.quiz_size"]
+    assert fields == ["quiz_size"]
 
 
 async def test_repeated_generate_for_a_running_job_returns_the_same_task(

@@ -20,6 +20,7 @@ from tests.conftest import (
     start_stack,
     stop_stack,
 )
+from tests.reliability.sentinel import SentinelGroup
 from tests.reliability.servers import PrivatePostgres, PrivateRedis
 from tests.support.backends import Backends, RedisDbLease, clone_database, drop_database
 
@@ -36,7 +37,7 @@ async def make_stack(backends: Backends, template_database: str) -> AsyncIterato
         *,
         workers: int = 2,
         generator: bool = True,
-        redis: PrivateRedis | None = None,
+        redis: PrivateRedis | SentinelGroup | None = None,
         postgres: PrivatePostgres | None = None,
         **overrides: str,
     ) -> Stack:

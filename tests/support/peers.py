@@ -3,6 +3,7 @@ uvicorn servers on 127.0.0.1 in a background thread, recording what they were se
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,15 +16,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from jobrelay.embedded import free_tcp_port
-
 
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
     """Serve an ASGI app on a free loopback port for the duration of the block."""
-    port = free_tcp_port()
+    # Bound here and handed to uvicorn, so no one can take the port between picking and binding.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -35,6 +37,7 @@ def serve(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+        sock.close()
 
 
 class FakeChatModel:

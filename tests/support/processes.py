@@ -55,10 +55,26 @@ class Proc:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def _port_was_taken(self) -> bool:
+        return "--port" in self.args and "address already in use" in self.log().lower()
+
+    def _restart_on_another_port(self) -> None:
+        """The port picked was taken by someone else before the server bound it: pick anew."""
+        port = free_tcp_port()
+        self.args[self.args.index("--port") + 1] = str(port)
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path.write_text("")
+        self.start()
+
     def wait_http(self, path: str = "/healthz", timeout: float = 30.0) -> None:
         assert self.url is not None
         deadline = time.monotonic() + timeout
+        retries = 3
         while time.monotonic() < deadline:
+            if not self.alive() and self._port_was_taken() and retries:
+                retries -= 1
+                self._restart_on_another_port()
+                continue
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited early:\n{self.log()[-4000:]}")
             try:

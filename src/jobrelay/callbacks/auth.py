@@ -29,26 +29,35 @@ class Authenticated:
     webhook_id: str | None  # the message id of a signed callback: the key against replays
 
 
-def authenticate(settings: Settings, headers: Mapping[str, str], body: bytes) -> Authenticated:
-    """The accepted scheme, or `Unauthorized` with a reason a generator's operator can act on."""
+def authenticate(
+    settings: Settings,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secrets: list[str] | None = None,
+    token: str | None = None,
+) -> Authenticated:
+    """The accepted scheme, or `Unauthorized` with a reason a generator's operator can act on.
+    `secrets` and `token` are a delegated kind's own (default: the generator's settings)."""
     lowered = {name.lower(): value for name, value in headers.items()}
-    secrets = settings.generator_secret.split()
+    if secrets is None:
+        secrets = settings.generator_secret.split()
     if secrets and any(lowered.get(name) for name in _SIGNATURE_HEADERS):
         try:
             webhook_id = signing.verify(secrets, lowered, body)
         except signing.SignatureError as exc:
             raise _refused(exc.message, "invalid_signature", exc.reason.value) from exc
         return Authenticated("signature", webhook_id)
-    token = lowered.get(TOKEN_HEADER)
-    if token is not None:
+    sent = lowered.get(TOKEN_HEADER)
+    if sent is not None:
         if not settings.ai_worker_token_enabled:
             raise _refused(
                 "X-AI-Worker-Token is switched off here; sign callbacks with Standard Webhooks.",
                 "token_auth_disabled",
                 "token_disabled",
             )
-        expected = settings.ai_worker_token
-        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        expected = settings.ai_worker_token if token is None else token
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             raise _refused("X-AI-Worker-Token is not valid.", "invalid_token", "bad_token")
         return Authenticated("token", None)
     raise _refused(

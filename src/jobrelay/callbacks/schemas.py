@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 class CallbackReply(BaseModel):
-    """`saved` and `user_id` come with a result; `progress` with a progress report."""
+    """`saved` and `user_id` come with a result; `progress` with a progress report; a
+    delegated kind's result handler may add fields of its own."""
+
+    model_config = ConfigDict(extra="allow")
 
     status: str
     task_id: str

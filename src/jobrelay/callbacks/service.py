@@ -7,12 +7,12 @@ in a transaction of their own, so nothing a generator sent is lost.
 Callbacks for one job are applied one at a time under the job's row lock. The job's status
 under that lock decides: a finished or canceled job answers `409` and changes nothing; a
 resent message (same `webhook-id` as one already applied) gets the first answer again and
-changes nothing; the result stores its questions and completes the job in one transaction.
+changes nothing; the result is handed to the delegated kind's result handler (the quiz's
+stores its questions) and completes the job in the same transaction.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import uuid
@@ -23,26 +23,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobrelay.callbacks.auth import TOKEN_HEADER, authenticate
+from jobrelay.callbacks.bodies import CallbackEnvelope, FailureCallback, ProgressCallback
 from jobrelay.db import callbacks as callbacks_db
 from jobrelay.db import jobs as jobs_db
-from jobrelay.db import questions as questions_db
 from jobrelay.db.jobs import JobRow
 from jobrelay.errors import AppError, Conflict, NotFound, Unprocessable
 from jobrelay.jobs import lifecycle
 from jobrelay.jobs.states import JobStatus
-from jobrelay.quizzes.questions import validate_questions
-from jobrelay.quizzes.schemas import (
-    FailureCallback,
-    ProgressCallback,
-    QuestionIn,
-    ResultCallback,
-)
-from jobrelay.quizzes.tasks import KIND as QUIZ_KIND
+from jobrelay.kinds import KINDS
+from jobrelay.kinds.delegated import CallbackContext, Delegation
 from jobrelay.services import Services
 from jobrelay.tx import Tx, transaction
 from jobrelay.validation import error_details, find_nul
 
 __all__ = ["Incoming", "Reply", "list_for_job", "receive"]
+
+# The original AI worker's route serves the delegated kinds that use the generator's secret.
+ORIGINAL_ROUTE_SECRET = "generator_secret"
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +53,24 @@ _AUDITED_HEADERS = (
     "x-forwarded-for",
 )
 
-CallbackBody = ProgressCallback | ResultCallback | FailureCallback
+
+@dataclass(frozen=True)
+class ResultBody:
+    """A result callback: its envelope, and what the kind's validation made of the body."""
+
+    envelope: CallbackEnvelope
+    value: Any
+
+    @property
+    def worker_task_id(self) -> str | None:
+        return self.envelope.worker_task_id
+
+    @property
+    def user_id(self) -> int | None:
+        return self.envelope.user_id
+
+
+CallbackBody = ProgressCallback | ResultBody | FailureCallback
 
 
 @dataclass(frozen=True)
@@ -107,20 +121,41 @@ async def receive(services: Services, incoming: Incoming) -> Reply:
     """Authenticate, parse, apply; every outcome is audited. Raises `AppError` to refuse."""
     audit = _Audit(incoming, job_id=_path_job_id(incoming))
     try:
-        auth = authenticate(services.settings, incoming.headers, incoming.body)
+        delegation = await _path_delegation(services, audit.job_id)
+        auth = authenticate(
+            services.settings,
+            incoming.headers,
+            incoming.body,
+            secrets=delegation.secrets(services.settings) if delegation else None,
+            token=delegation.token(services.settings) if delegation else None,
+        )
         audit.webhook_id = auth.webhook_id
-        body = _parse(incoming.body)
-        audit.kind = _kind_of(body)
-        job_id = await _resolve_job(services, incoming, body)
+        payload = _load(incoming.body)
+        audit.kind = _kind_of(payload)
+        job_id, delegation = await _resolve_job(services, incoming, payload, delegation)
         audit.job_id = job_id
-        questions = _validated_questions(body) if isinstance(body, ResultCallback) else []
+        body = _parse(payload, delegation)
         try:
-            return await _apply(services, audit, job_id, body, questions)
+            return await _apply(services, audit, job_id, body, delegation)
         except _AlreadyApplied:
-            return await _replay_reply(services, audit, job_id)
+            return await _replay_reply(services, audit, job_id, delegation)
     except AppError as exc:
         await _record_refusal(services, audit, exc)
         raise
+
+
+def _delegation_of(kind: str | None) -> Delegation | None:
+    spec = KINDS.get(kind) if kind is not None else None
+    return spec.delegation if spec is not None else None
+
+
+async def _path_delegation(services: Services, job_id: uuid.UUID | None) -> Delegation | None:
+    """The delegated kind of the job a path names: its secret verifies the callback."""
+    if job_id is None:
+        return None
+    async with services.reads.connect() as conn:
+        kind = await callbacks_db.job_kind(conn, job_id)
+    return _delegation_of(kind)
 
 
 async def list_for_job(services: Services, job_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -144,7 +179,7 @@ async def list_for_job(services: Services, job_id: uuid.UUID) -> list[dict[str, 
     ]
 
 
-def _parse(raw: bytes) -> CallbackBody:
+def _load(raw: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -158,48 +193,42 @@ def _parse(raw: bytes) -> CallbackBody:
             code="invalid_characters",
             details=[{"loc": ["body", *nul_at], "msg": "NUL character", "type": "value_error"}],
         )
-    model: type[ProgressCallback] | type[ResultCallback] | type[FailureCallback]
-    if "questions" in payload:
-        model = ResultCallback
-    elif payload.get("status") == "processing":
-        model = ProgressCallback
-    elif payload.get("status") == "failed":
-        model = FailureCallback
-    else:
-        raise Unprocessable(
-            "A callback is progress ({status: processing, progress, message}), a result "
-            "({worker_task_id, user_id, questions, meta}) or a failure ({status: failed, error}).",
-            code="unknown_callback",
-        )
+    return payload
+
+
+def _kind_of(payload: dict[str, Any]) -> str:
+    """Progress and failure have a status of their own; anything else is a result."""
+    status = payload.get("status")
+    if status == "processing":
+        return "progress"
+    if status == "failed":
+        return "failure"
+    return "result"
+
+
+def _parse(payload: dict[str, Any], delegation: Delegation | None) -> CallbackBody:
+    """Validate the body: progress and failure as every kind has them, a result with the
+    delegated kind's own model and checks."""
+    shape = _kind_of(payload)
     try:
-        parsed = model.model_validate(payload)
+        if shape == "progress":
+            return ProgressCallback.model_validate(payload)
+        if shape == "failure":
+            return FailureCallback.model_validate(payload)
+        envelope = CallbackEnvelope.model_validate(payload)
+        if delegation is None:
+            return ResultBody(envelope, payload)
+        value = delegation.result_model.model_validate(payload)
     except ValidationError as exc:
         raise Unprocessable(
-            "The callback body is not valid.",
+            "The callback body is not valid: a callback is progress ({status: processing, "
+            "progress, message}), a failure ({status: failed, error}) or the kind's result.",
             code="invalid_callback",
             details=error_details(exc, ("body",)),
         ) from exc
-    return parsed
-
-
-def _kind_of(body: CallbackBody) -> str:
-    if isinstance(body, ResultCallback):
-        return "result"
-    if isinstance(body, FailureCallback):
-        return "failure"
-    return "progress"
-
-
-def _validated_questions(body: ResultCallback) -> list[QuestionIn]:
-    valid, problems = validate_questions(body.questions)
-    if problems:
-        raise Unprocessable(
-            f"{len(problems)} of {len(body.questions)} questions are not valid; nothing was "
-            "saved. Fix them and send the whole result again.",
-            code="invalid_questions",
-            details=[{"loc": ["body", "questions", p["index"]], **p} for p in problems],
-        )
-    return valid
+    if delegation.result_check is not None:
+        value = delegation.result_check(value)
+    return ResultBody(envelope, value)
 
 
 def _path_job_id(incoming: Incoming) -> uuid.UUID | None:
@@ -211,13 +240,25 @@ def _path_job_id(incoming: Incoming) -> uuid.UUID | None:
         return None
 
 
-async def _resolve_job(services: Services, incoming: Incoming, body: CallbackBody) -> uuid.UUID:
+async def _resolve_job(
+    services: Services,
+    incoming: Incoming,
+    payload: dict[str, Any],
+    delegation: Delegation | None,
+) -> tuple[uuid.UUID, Delegation | None]:
     if incoming.job_ref is not None:
         job_id = _path_job_id(incoming)
         if job_id is None:
             raise NotFound(f"No job {incoming.job_ref}.", code="job_not_found")
-        return job_id
-    task_id = body.worker_task_id
+        return job_id, delegation
+    try:
+        task_id = CallbackEnvelope.model_validate(payload).worker_task_id
+    except ValidationError as exc:
+        raise Unprocessable(
+            "The callback body is not valid.",
+            code="invalid_callback",
+            details=error_details(exc, ("body",)),
+        ) from exc
     if task_id is None:
         raise Unprocessable(
             "worker_task_id is required on this route: it names the task the generator "
@@ -227,11 +268,17 @@ async def _resolve_job(services: Services, incoming: Incoming, body: CallbackBod
                 {"loc": ["body", "worker_task_id"], "msg": "Field required", "type": "missing"}
             ],
         )
+    kinds = [
+        spec.name
+        for spec in KINDS.values()
+        if spec.delegation is not None and spec.delegation.secret_setting == ORIGINAL_ROUTE_SECRET
+    ]
     async with services.engine.connect() as conn:
-        job_id = await callbacks_db.find_job_id_by_task(conn, task_id, QUIZ_KIND)
+        job_id = await callbacks_db.find_job_id_by_task(conn, task_id, kinds)
+        kind = await callbacks_db.job_kind(conn, job_id) if job_id is not None else None
     if job_id is None:
-        raise NotFound(f"No quiz job has the task id {task_id}.", code="job_not_found")
-    return job_id
+        raise NotFound(f"No delegated job has the task id {task_id}.", code="job_not_found")
+    return job_id, _delegation_of(kind)
 
 
 async def _apply(
@@ -239,19 +286,22 @@ async def _apply(
     audit: _Audit,
     job_id: uuid.UUID,
     body: CallbackBody,
-    questions: list[QuestionIn],
+    delegation: Delegation | None,
 ) -> Reply:
     async with transaction(services) as tx:
         job = await jobs_db.get_job_for_update(tx.conn, job_id)
-        if job is None or job.kind != QUIZ_KIND:
-            raise NotFound(f"No quiz job {job_id}.", code="job_not_found")
+        if job is None or delegation is None or _delegation_of(job.kind) is not delegation:
+            raise NotFound(
+                f"No job {job_id} waits for an external worker's callback.",
+                code="job_not_found",
+            )
         if audit.webhook_id is not None and await callbacks_db.applied_with_webhook_id(
             tx.conn, audit.webhook_id
         ):
             raise _AlreadyApplied
         _check_acceptable(job, body)
-        if isinstance(body, ResultCallback):
-            reply = await _complete(services, tx, job, body, questions)
+        if isinstance(body, ResultBody):
+            reply = await _complete(services, tx, job, body, delegation)
         elif isinstance(body, FailureCallback):
             reply = await _fail(services, tx, job, body)
         else:
@@ -295,7 +345,7 @@ async def _progress(tx: Tx, job: JobRow, body: ProgressCallback) -> Reply:
         tx,
         job.id,
         progress=body.progress,
-        message=body.message or f"Generating questions ({body.progress}%)...",
+        message=body.message or f"Working ({body.progress}%)...",
         values=_external_id(job, body),
         data={"source": "callback"},
     )
@@ -311,7 +361,7 @@ async def _fail(services: Services, tx: Tx, job: JobRow, body: FailureCallback) 
         tx,
         job.id,
         JobStatus.FAILED,
-        message="The generator could not produce the quiz.",
+        message="The external worker could not complete the job.",
         values={
             "error": {"code": "generator_failed", "message": body.error},
             **_external_id(job, body),
@@ -325,80 +375,30 @@ async def _fail(services: Services, tx: Tx, job: JobRow, body: FailureCallback) 
 
 
 async def _complete(
-    services: Services, tx: Tx, job: JobRow, body: ResultCallback, questions: list[QuestionIn]
+    services: Services, tx: Tx, job: JobRow, body: ResultBody, delegation: Delegation
 ) -> Reply:
-    rows = [
-        {
-            "job_id": job.id,
-            "user_id": job.user_id,
-            "position": position,
-            "sentence": question.sentence,
-            "option_a": question.options.A,
-            "option_b": question.options.B,
-            "option_c": question.options.C,
-            "option_d": question.options.D,
-            "correct_answer": question.correct_answer,
-            "explanation": question.explanation,
-            "type": question.type,
-            "difficulty": question.difficulty,
-            "score": question.score,
-            "context": question.context,
-        }
-        for position, question in enumerate(questions, start=1)
-    ]
-    await questions_db.insert_questions(tx.conn, rows)
-    stored = await questions_db.list_for_job(tx.conn, job.id)
-    result = {
-        "questions": [question_out(row) for row in stored],
-        "questions_created": len(stored),
-        "processing_time_sec": _processing_time(job, body),
-        "task_id": _task_of(job, body),
-    }
+    task_id = _task_of(job, body)
+    context = CallbackContext(conn=tx.conn, job=job, task_id=task_id, settings=services.settings)
+    delivered = await delegation.result_handler(context, body.value)
     completed = await lifecycle.move(
         tx,
         job.id,
         JobStatus.COMPLETED,
-        message=f"Quiz ready: {len(stored)} questions",
-        values={"result": result, "progress": 100, "error": None, **_external_id(job, body)},
-        data={"source": "callback", "questions_created": len(stored)},
+        message=delivered.message,
+        values={
+            "result": delivered.result,
+            "progress": 100,
+            "error": None,
+            **_external_id(job, body),
+        },
+        data={"source": "callback", **delivered.event_data},
         max_running_per_user=services.settings.max_running_per_user,
     )
     if completed is None:
         raise _not_processing(job)
     return Reply(
-        201,
-        {
-            "status": "ok",
-            "saved": len(stored),
-            "task_id": _task_of(job, body),
-            "user_id": job.user_id,
-        },
+        201, {"status": "ok", **delivered.reply, "task_id": task_id, "user_id": job.user_id}
     )
-
-
-def question_out(row: Any) -> dict[str, Any]:
-    """A stored question in the original AI worker's shape, with its id and position."""
-    return {
-        "id": row.id,
-        "position": row.position,
-        "sentence": row.sentence,
-        "options": {"A": row.option_a, "B": row.option_b, "C": row.option_c, "D": row.option_d},
-        "correct_answer": row.correct_answer,
-        "explanation": row.explanation,
-        "type": row.type,
-        "difficulty": row.difficulty,
-        "score": row.score,
-        "context": row.context,
-    }
-
-
-def _processing_time(job: JobRow, body: ResultCallback) -> float | None:
-    if body.meta.processing_time_sec is not None:
-        return body.meta.processing_time_sec
-    if job.started_at is None:
-        return None
-    started: dt.datetime = job.started_at
-    return round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3)
 
 
 def _external_id(job: JobRow, body: CallbackBody) -> dict[str, Any]:
@@ -412,20 +412,22 @@ def _task_of(job: JobRow, body: CallbackBody) -> str:
     return str(body.worker_task_id or job.external_id or job.id)
 
 
-async def _replay_reply(services: Services, audit: _Audit, job_id: uuid.UUID) -> Reply:
+async def _replay_reply(
+    services: Services, audit: _Audit, job_id: uuid.UUID, delegation: Delegation | None
+) -> Reply:
     """The answer to a resend of an applied message: what the first delivery got, no effect."""
     async with services.engine.connect() as conn:
         job = await jobs_db.get_job(conn, job_id)
     if job is None:
-        raise NotFound(f"No quiz job {job_id}.", code="job_not_found")
+        raise NotFound(f"No job {job_id}.", code="job_not_found")
     task_id = str(job.external_id or job.id)
     if audit.kind == "result":
-        saved = int((job.result or {}).get("questions_created", 0))
+        extra = delegation.replay_reply(job) if delegation and delegation.replay_reply else {}
         reply = Reply(
             201,
             {
                 "status": "ok",
-                "saved": saved,
+                **extra,
                 "task_id": task_id,
                 "user_id": job.user_id,
                 "replayed": True,

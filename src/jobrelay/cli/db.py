@@ -12,13 +12,12 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobrelay import seed as seed_module
 from jobrelay.cli.exit_codes import ExitCode
-from jobrelay.config import get_settings
+from jobrelay.cli.target import DEFAULT_DATA_DIR, DataDirOption, servers
+from jobrelay.config import Settings
 from jobrelay.db import backup as backup_db
 from jobrelay.db.backup import PgTools
 from jobrelay.db.engine import make_engine
@@ -33,25 +32,20 @@ console = Console(stderr=True)
 T = TypeVar("T")
 
 
-def require_database_url() -> str:
-    settings = get_settings()
-    if not settings.database_url:
-        console.print("[red]error:[/] set JOBRELAY_DATABASE_URL.")
-        raise typer.Exit(2)
-    return settings.sqlalchemy_url
-
-
 @db_app.command()
-def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
-    """Apply migrations up to REVISION (default: the newest)."""
-    run_upgrade(require_database_url(), revision)
+def upgrade(
+    revision: str = typer.Argument("head", help="Target revision."),
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+) -> None:
+    """Apply migrations up to REVISION (default: the newest). Behind PgBouncer, point
+    JOBRELAY_DATABASE_URL at PostgreSQL itself for this."""
+    with servers(data_dir, redis=False) as settings:
+        run_upgrade(settings.sqlalchemy_url, revision)
     console.print(f"[green]database at {revision}[/]")
 
 
-def _run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run `work` on a small engine; an unreachable database exits 3 with one line."""
-    settings = get_settings()
-    require_database_url()
+def _run_with_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run `work` on a small engine (failures reaching the server are reported by `main`)."""
 
     async def main() -> T:
         engine = make_engine(settings, pool_size=1)
@@ -60,42 +54,27 @@ def _run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    try:
-        return asyncio.run(main())
-    except (DBAPIError, PoolTimeoutError, OSError) as exc:
-        console.print(
-            f"[red]error:[/] could not reach the database: {exc}".splitlines()[0], soft_wrap=True
-        )
-        raise typer.Exit(ExitCode.UNREACHABLE) from None
+    return asyncio.run(main())
 
 
 @db_app.command()
 def seed(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Add demo users (their API keys are printed, once) and jobs of every kind in every status.
 
     Each run adds another batch (users `alice`, then `alice-2`, ...); nothing is replaced."""
-    settings = get_settings()
-    if not settings.redis_url:
-        console.print("[red]error:[/] set JOBRELAY_DATABASE_URL and JOBRELAY_REDIS_URL.")
-        raise typer.Exit(ExitCode.USAGE)
-    require_database_url()
 
-    async def main() -> SeedReport:
+    async def main(settings: Settings) -> SeedReport:
         services = await Services.open(settings, pool_size=2)
         try:
             return await seed_module.seed(services)
         finally:
             await services.close()
 
-    try:
-        report = asyncio.run(main())
-    except (DBAPIError, PoolTimeoutError, OSError) as exc:
-        console.print(
-            f"[red]error:[/] could not reach the database: {exc}".splitlines()[0], soft_wrap=True
-        )
-        raise typer.Exit(ExitCode.UNREACHABLE) from None
+    with servers(data_dir, redis=True) as settings:
+        report = asyncio.run(main(settings))
     if as_json:
         print(json.dumps(dataclasses.asdict(report)))
         return
@@ -114,18 +93,14 @@ def seed(
     )
 
 
-def _tools_for(engine: AsyncEngine) -> Awaitable[PgTools]:
-    async def find() -> PgTools:
+def _tools(settings: Settings) -> PgTools:
+    async def find(engine: AsyncEngine) -> PgTools:
         async with engine.connect() as conn:
             major = await backup_db.server_major(conn)
-        return backup_db.find_tools(major, get_settings().pg_bin_dir)
+        return backup_db.find_tools(major, settings.pg_bin_dir)
 
-    return find()
-
-
-def _tools() -> PgTools:
     try:
-        return _run_with_engine(_tools_for)
+        return _run_with_engine(settings, find)
     except backup_db.ToolsMissing as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.USAGE) from None
@@ -134,11 +109,12 @@ def _tools() -> PgTools:
 @db_app.command()
 def backup(
     file: Annotated[Path, typer.Argument(help="Archive to write (pg_dump custom format).")],
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Dump the database with pg_dump (custom format) into FILE."""
-    tools = _tools()
     try:
-        backup_db.backup(tools, get_settings().asyncpg_dsn, file)
+        with servers(data_dir, redis=False) as settings:
+            backup_db.backup(_tools(settings), settings.asyncpg_dsn, file)
     except backup_db.BackupError as exc:
         console.print(f"[red]error:[/] pg_dump: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.JOB_FAILED) from None
@@ -150,14 +126,15 @@ def restore(
     file: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, help="Archive made by `db backup`.")
     ],
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Replace the database's contents with FILE (pg_restore, one transaction: all or nothing).
 
     Redis is not part of the archive: the workers' reconciler re-enqueues the restored queued
     jobs."""
-    tools = _tools()
     try:
-        backup_db.restore(tools, get_settings().asyncpg_dsn, file)
+        with servers(data_dir, redis=False) as settings:
+            backup_db.restore(_tools(settings), settings.asyncpg_dsn, file)
     except backup_db.BackupError as exc:
         console.print(f"[red]error:[/] pg_restore: {exc}", soft_wrap=True)
         raise typer.Exit(ExitCode.JOB_FAILED) from None

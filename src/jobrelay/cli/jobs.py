@@ -13,7 +13,6 @@ from jobrelay.cli.client import (
     InputError,
     JsonOption,
     cli_errors,
-    job_path,
     open_client,
     print_json,
 )
@@ -41,12 +40,6 @@ class StatusChoice(StrEnum):
     canceled = "canceled"
 
 
-class KindChoice(StrEnum):
-    quiz = "quiz.generate"
-    prompt = "prompt.generate"
-    ingest = "records.ingest"
-
-
 JobIdArgument = Annotated[
     str, typer.Argument(help="The job's id.", metavar="JOB_ID", show_default=False)
 ]
@@ -61,7 +54,8 @@ def list_jobs(
         StatusChoice | None, typer.Option("--status", help="Only jobs in this status.")
     ] = None,
     kind: Annotated[
-        KindChoice | None, typer.Option("--kind", help="Only jobs of this kind.")
+        str | None,
+        typer.Option("--kind", help="Only jobs of this kind (see `jobrelay kinds`)."),
     ] = None,
     user_id: Annotated[
         int | None, typer.Option("--user-id", help="Only this user's jobs (admins).")
@@ -75,15 +69,14 @@ def list_jobs(
     api_key: ApiKeyOption = None,
 ) -> None:
     """List jobs, newest first."""
-    params: dict[str, Any] = {
-        "status": status.value if status else None,
-        "kind": kind.value if kind else None,
-        "user_id": user_id,
-        "limit": limit,
-        "cursor": cursor,
-    }
     with open_client(api_url, api_key) as api:
-        page = api.get_json("/v1/jobs", params=params)
+        page = api.list_page(
+            kind or None,
+            status.value if status else None,
+            user_id=user_id,
+            limit=limit,
+            cursor=cursor,
+        ).to_dict()
     if json_output:
         print_json(page)
         return
@@ -109,14 +102,20 @@ def show_job(
 ) -> None:
     """Show one job. With --questions --json, print the quiz result instead of the job."""
     with open_client(api_url, api_key) as api:
-        job = api.get_json(job_path(job_id))
+        job = api.get(job_id).to_dict()
         result: dict[str, Any] | None = None
         if questions:
-            if job.get("kind") != "quiz.generate":
+            if job.get("status") != "completed":
                 raise InputError(
-                    f"job {job_id} is a {job.get('kind')} job; only quiz jobs have questions"
+                    f"job {job_id} is {job.get('status')}; --questions lists a finished quiz's "
+                    "questions"
                 )
-            result = api.get_json(job_path(job_id, "result"))
+            result = api.result(job_id)
+            if not isinstance(result.get("questions"), list):
+                raise InputError(
+                    f"job {job_id} is a {job.get('kind')} job; its result has no questions "
+                    "(--questions lists a quiz's)"
+                )
     if json_output:
         print_json(result if result is not None else job)
         return
@@ -153,7 +152,7 @@ def cancel(
 ) -> None:
     """Cancel a queued or running job (a finished job cannot be canceled: exit 2)."""
     with open_client(api_url, api_key) as api:
-        job = api.post_json(job_path(job_id, "cancel"))
+        job = api.cancel(job_id).to_dict()
     if json_output:
         print_json(job)
     else:
@@ -173,7 +172,7 @@ def retry(
 ) -> None:
     """Queue a failed or canceled job again; attempts keep counting."""
     with open_client(api_url, api_key) as api:
-        job = api.post_json(job_path(job_id, "retry"))
+        job = api.retry(job_id).to_dict()
         if watch_job:
             code = watch_and_report(api, str(job.get("id", job_id)), json_output=json_output)
             raise typer.Exit(int(code))
@@ -196,7 +195,7 @@ def events(
 ) -> None:
     """List a job's stored events, oldest first."""
     with open_client(api_url, api_key) as api:
-        page = api.get_json(job_path(job_id, "events"))
+        page = {"items": [event.to_dict() for event in api.stored_events(job_id)]}
     if json_output:
         print_json(page)
         return

@@ -15,10 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
-from redis.exceptions import RedisError
 from rich.console import Console
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from jobrelay.cli.exit_codes import ExitCode
 from jobrelay.config import get_settings
@@ -36,7 +33,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 
 def _run(work: Callable[[Services], Awaitable[T]]) -> T:
-    """Open the services, run `work`, close; unreachable servers exit 3 with one line."""
+    """Open the services, run `work`, close; unreachable servers exit 3 with one line (`main`)."""
     settings = get_settings()
     if not settings.database_url or not settings.redis_url:
         errors.print("[red]error:[/] set JOBRELAY_DATABASE_URL and JOBRELAY_REDIS_URL.")
@@ -49,14 +46,7 @@ def _run(work: Callable[[Services], Awaitable[T]]) -> T:
         finally:
             await services.close()
 
-    try:
-        return asyncio.run(main())
-    except (DBAPIError, PoolTimeoutError, RedisError, OSError) as exc:
-        errors.print(
-            f"[red]error:[/] could not reach the database or Redis: {exc}".splitlines()[0],
-            soft_wrap=True,
-        )
-        raise typer.Exit(ExitCode.UNREACHABLE) from None
+    return asyncio.run(main())
 
 
 def _print(report: Any, as_json: bool, text: str) -> None:

@@ -37,7 +37,7 @@ def me(
     if ctx.invoked_subcommand is not None:
         return
     with open_client(api_url, api_key) as api:
-        user = api.get_json("/v1/me")
+        user = api.me().to_dict()
     if json_output:
         print_json(user)
     else:
@@ -57,11 +57,8 @@ def webhook_secret(
 ) -> None:
     """Print the secret that signs your outgoing webhooks (Standard Webhooks, `whsec_…`)."""
     with open_client(api_url, api_key) as api:
-        if rotate:
-            body = api.post_json("/v1/me/webhook-secret/rotate")
-        else:
-            body = api.get_json("/v1/me/webhook-secret")
+        secret = api.webhook_secret(rotate=rotate)
     if json_output:
-        print_json(body)
+        print_json({"secret": secret})
     else:
-        _console.print(str(body.get("secret", "")), highlight=False, soft_wrap=True)
+        _console.print(secret, highlight=False, soft_wrap=True)

@@ -112,23 +112,26 @@ def jobs_table(jobs: list[dict[str, Any]], *, title: str | None = None) -> Table
 
 
 def _result_summary(job: dict[str, Any]) -> RenderableType | None:
+    """A short form of the results people read most (a prompt, an ingestion's counts, a quiz's
+    size), known by their shape; any other result as JSON."""
     result = job.get("result")
     if result is None:
         return None
-    kind = job.get("kind")
-    if kind == "prompt.generate" and isinstance(result, dict):
+    if not isinstance(result, dict):
+        return Text(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    if {"prompt", "fallback", "model"} <= result.keys():
         lines = Text(str(result.get("prompt", "")))
         note = f"model {result.get('model', '-')}, tokens used {result.get('tokens_used', '-')}"
         if result.get("fallback"):
             note += ", fallback prompt"
         return Group(lines, Text(note, style="dim"))
-    if kind == "records.ingest" and isinstance(result, dict):
+    if {"total_records", "processed_records", "failed_records"} <= result.keys():
         return Text(
             f"{result.get('processed_records', 0)} processed, "
             f"{result.get('failed_records', 0)} failed of {result.get('total_records', 0)} records"
             f" in {_duration(result.get('duration'))}"
         )
-    if kind == "quiz.generate" and isinstance(result, dict):
+    if "questions" in result and isinstance(result["questions"], list):
         count = result.get("questions_created", len(result.get("questions") or []))
         return Text(f"{count} questions (list them with --questions)")
     return Text(json.dumps(result, indent=2, ensure_ascii=False, default=str))

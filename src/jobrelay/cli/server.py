@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from jobrelay.cli.exit_codes import ExitCode
 from jobrelay.config import Settings, get_settings
 
 console = Console(stderr=True)
@@ -42,6 +43,17 @@ def _persisted_secret(path: Path, make: str) -> str:
     return make
 
 
+def _load_kinds() -> None:
+    """Import every job kind now, so a broken or duplicate one stops start-up in one line."""
+    from jobrelay.kinds import KindLoadError, load_kinds
+
+    try:
+        load_kinds()
+    except KindLoadError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def dev(
     data_dir: Annotated[Path, typer.Option(help="Where the embedded databases live.")] = Path(
         ".jobrelay"
@@ -57,14 +69,20 @@ def dev(
     embedded PostgreSQL and Redis under --data-dir (or on JOBRELAY_DATABASE_URL/REDIS_URL)."""
     from jobrelay.cli.bootstrap import ensure_admin_key
     from jobrelay.db.migrate import upgrade
-    from jobrelay.embedded import start_embedded
+    from jobrelay.embedded import EmbeddedServerError, IncompatibleDataDirectory, start_embedded
     from jobrelay.runner_process import api_server, generator_server, run_together
     from jobrelay.users.keys import new_webhook_secret
 
+    _load_kinds()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = get_settings()
-    embedded = start_embedded(data_dir, postgres=not env.database_url, redis=not env.redis_url)
+    try:
+        embedded = start_embedded(data_dir, postgres=not env.database_url, redis=not env.redis_url)
+    except EmbeddedServerError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        incompatible = isinstance(exc, IncompatibleDataDirectory)
+        raise typer.Exit(ExitCode.USAGE if incompatible else ExitCode.UNREACHABLE) from None
     try:
         overrides: dict[str, object] = {
             "database_url": env.database_url or embedded.database_url,
@@ -103,7 +121,9 @@ def dev(
         console.print(Panel("\n".join(lines), title="jobrelay dev", expand=False))
         console.print(
             f"Try: export JOBRELAY_API_URL={api_url} JOBRELAY_API_KEY={admin_key}\n"
-            '     jobrelay submit prompt "Explain photosynthesis to a 10 year old" --watch'
+            '     jobrelay submit prompt "Explain photosynthesis to a 10 year old" --watch',
+            soft_wrap=True,
+            highlight=False,
         )
         servers = [api_server(settings, host, port)]
         if not no_generator:
@@ -124,6 +144,7 @@ def api(
 
     settings = get_settings()
     _require(settings)
+    _load_kinds()
     uvicorn.run(
         "jobrelay.main:create_app",
         factory=True,
@@ -136,13 +157,34 @@ def api(
     )
 
 
-def worker() -> None:
-    """Run one ARQ worker (production: as many as the load needs, on any machines)."""
-    from workers.main import make_worker
-
+def worker(
+    queue: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue",
+            "-q",
+            help="Serve this queue (repeat for several); default: every kind's queue.",
+        ),
+    ] = None,
+) -> None:
+    """Run a worker (production: as many as the load needs, on any machines), serving the given
+    queues, or every queue a kind uses."""
     settings = get_settings()
     _require(settings)
-    make_worker(settings).run()
+    _load_kinds()
+    from workers.main import make_worker
+
+    from jobrelay.kinds import load_kinds
+    from jobrelay.kinds.registry import QUEUE_NAME
+
+    for name in queue or []:
+        if not QUEUE_NAME.match(name):
+            console.print(f"[red]error:[/] {name!r} is not a queue name (letters, digits, '._-').")
+            raise typer.Exit(2)
+    unused = sorted(set(queue or []) - set(load_kinds().queues()))
+    if unused:
+        console.print(f"[yellow]note:[/] no loaded kind uses queue {', '.join(unused)} yet.")
+    make_worker(settings, queues=queue).run()
 
 
 def generator(

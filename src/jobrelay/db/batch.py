@@ -268,15 +268,17 @@ WHERE id IN (
         FOR UPDATE SKIP LOCKED
     ) c
 )
-RETURNING id
+RETURNING id, kind
 """
 
 
-async def unpark(conn: AsyncConnection, user_ids: Sequence[int], *, limit: int) -> list[uuid.UUID]:
+async def unpark(
+    conn: AsyncConnection, user_ids: Sequence[int], *, limit: int
+) -> list[tuple[uuid.UUID, str]]:
     """Hand the running slots these users have free to their oldest parked jobs (as
-    `jobs.unpark_next`, for many users in one statement); the ids to enqueue."""
+    `jobs.unpark_next`, for many users in one statement); (id, kind) of the jobs to enqueue."""
     result = await conn.exec_driver_sql(_UNPARK, (sorted(set(user_ids)), limit))
-    return [uuid.UUID(str(row.id)) for row in result]
+    return [(uuid.UUID(str(row.id)), str(row.kind)) for row in result]
 
 
 # --- claims -------------------------------------------------------------------------------------

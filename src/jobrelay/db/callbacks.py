@@ -61,17 +61,27 @@ async def list_for_job(
     return (await conn.execute(stmt)).all()
 
 
-async def find_job_id_by_task(conn: AsyncConnection, task_id: str, kind: str) -> uuid.UUID | None:
-    """The job whose generator task is `task_id` (its `external_id`), or whose id it is."""
+async def find_job_id_by_task(
+    conn: AsyncConnection, task_id: str, kinds: Sequence[str]
+) -> uuid.UUID | None:
+    """The job of one of `kinds` whose generator task is `task_id` (its `external_id`), or
+    whose id it is."""
     jobs = jobs_table
     matches = [jobs.c.external_id == task_id]
     with contextlib.suppress(ValueError):
         matches.append(jobs.c.id == uuid.UUID(task_id))
     stmt = (
         select(jobs.c.id)
-        .where(jobs.c.kind == kind, or_(*matches))
+        .where(jobs.c.kind.in_(kinds), or_(*matches))
         .order_by(jobs.c.created_at.desc())
         .limit(1)
     )
     found: uuid.UUID | None = (await conn.execute(stmt)).scalar_one_or_none()
     return found
+
+
+async def job_kind(conn: AsyncConnection, job_id: uuid.UUID) -> str | None:
+    """The kind of a job, None if there is no such job."""
+    stmt = select(jobs_table.c.kind).where(jobs_table.c.id == job_id)
+    kind: str | None = (await conn.execute(stmt)).scalar_one_or_none()
+    return kind

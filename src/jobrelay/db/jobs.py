@@ -258,8 +258,11 @@ async def count_running(conn: AsyncConnection, user_id: int) -> int:
     return int((await conn.execute(stmt)).scalar_one())
 
 
-async def unpark_next(conn: AsyncConnection, *, user_id: int, limit: int) -> list[uuid.UUID]:
-    """Hand free running slots of a user to its oldest parked jobs; returns the ids to enqueue."""
+async def unpark_next(
+    conn: AsyncConnection, *, user_id: int, limit: int
+) -> list[tuple[uuid.UUID, str]]:
+    """Hand free running slots of a user to its oldest parked jobs; returns (id, kind) of the
+    jobs to enqueue."""
     busy = (
         select(func.count())
         .where(
@@ -280,9 +283,9 @@ async def unpark_next(conn: AsyncConnection, *, user_id: int, limit: int) -> lis
         update(jobs)
         .where(jobs.c.id.in_(candidates))
         .values(parked=False, updated_at=func.now())
-        .returning(jobs.c.id)
+        .returning(jobs.c.id, jobs.c.kind)
     )
-    return list((await conn.execute(stmt)).scalars())
+    return [(row.id, row.kind) for row in await conn.execute(stmt)]
 
 
 async def users_with_parked_jobs(conn: AsyncConnection) -> list[int]:
@@ -415,7 +418,7 @@ async def park(conn: AsyncConnection, job_id: uuid.UUID) -> bool:
 async def stranded_jobs(conn: AsyncConnection, *, quiet_for_seconds: float) -> Sequence[JobRow]:
     """Jobs some worker should be holding, untouched for a while: queued and not parked, or
     processing under an expired lease. The reconciler checks these against Redis."""
-    stmt = select(jobs.c.id, jobs.c.status).where(
+    stmt = select(jobs.c.id, jobs.c.status, jobs.c.kind).where(
         jobs.c.updated_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, quiet_for_seconds),
         or_(
             and_(jobs.c.status == "queued", ~jobs.c.parked),

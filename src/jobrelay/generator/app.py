@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         behaviour = parse_behaviour(
             state.settings.generator_delay,
             state.settings.generator_behaviour,
-            generate_request.input.extra_instructions,
+            generate_request.extra_instructions,
         )
         job_id = generate_request.job_id
         calls = state.generate_calls.get(job_id, 0) + 1
@@ -206,7 +206,7 @@ async def _run(
     if behaviour.fail is not None:
         final: dict[str, Any] = {**envelope, "status": "failed", "error": behaviour.fail}
     else:
-        questions = build_questions(generate_request.input)
+        questions = build_questions(generate_request)
         if behaviour.invalid_index is not None and behaviour.invalid_index < len(questions):
             questions[behaviour.invalid_index]["correct_answer"] = "E"
         final = {

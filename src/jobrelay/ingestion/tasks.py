@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobrelay.db import students as students_db
 from jobrelay.db.students import StudentRow, UpsertCounts
+from jobrelay.ingestion.demo import DEMO
 from jobrelay.ingestion.enrichment import Enricher, make_enricher
 from jobrelay.ingestion.records import RecordChecker
 from jobrelay.ingestion.schemas import IngestInput, IngestResult, RejectedRecord, StudentRecord
-from jobrelay.runtime.context import RunContext
-from jobrelay.runtime.registry import KindRunner, Outcome
+from jobrelay.kinds import JobContext, kind, runner_of
 
 BATCH_SIZE = 100
 START_MESSAGE = "Validating records..."
@@ -95,7 +95,7 @@ async def _prepare(
 
 
 async def _commit_batch(
-    ctx: RunContext, tally: Tally, rows: list[StudentRow], number: int, batches: int
+    ctx: JobContext, tally: Tally, rows: list[StudentRow], number: int, batches: int
 ) -> None:
     """Write the batch and report it in one transaction."""
 
@@ -111,7 +111,7 @@ async def _commit_batch(
     )
 
 
-async def _ingest_batches(ctx: RunContext, records: list[dict[str, Any]], tally: Tally) -> None:
+async def _ingest_batches(ctx: JobContext, records: list[dict[str, Any]], tally: Tally) -> None:
     checker = RecordChecker()
     enricher = make_enricher(ctx.settings)
     batches = math.ceil(len(records) / BATCH_SIZE)
@@ -120,12 +120,22 @@ async def _ingest_batches(ctx: RunContext, records: list[dict[str, Any]], tally:
         await _commit_batch(ctx, tally, rows, number, batches)
 
 
-async def ingest_records(ctx: RunContext) -> Outcome:
+@kind(
+    "records.ingest",
+    input=IngestInput,
+    start_message=START_MESSAGE,
+    schema_name="IngestJobCreate",
+    demo=DEMO,
+)
+async def ingest(ctx: JobContext, data: IngestInput) -> IngestResult:
+    """Bulk ingestion of student records: valid ones stored per batch, invalid ones reported."""
     started = time.perf_counter()
-    body = IngestInput.model_validate(ctx.input)
-    tally = Tally(total=len(body.records))
-    await _ingest_batches(ctx, body.records, tally)
-    result = IngestResult(
+    tally = Tally(total=len(data.records))
+    await _ingest_batches(ctx, data.records, tally)
+    ctx.set_completion_message(
+        f"Ingested {tally.total} records: {tally.stored} stored, {tally.failed} rejected"
+    )
+    return IngestResult(
         total_records=tally.total,
         processed_records=tally.stored,
         failed_records=tally.failed,
@@ -133,10 +143,8 @@ async def ingest_records(ctx: RunContext) -> Outcome:
         duration=round(time.perf_counter() - started, 3),
         errors=tally.rejected,
     )
-    return Outcome(
-        result=result.model_dump(mode="json"),
-        message=f"Ingested {tally.total} records: {tally.stored} stored, {tally.failed} rejected",
-    )
 
 
-RUNNER = KindRunner(handler=ingest_records, start_progress=0, start_message=START_MESSAGE)
+RUNNER = runner_of(ingest)
+# The body as the runtime runs it (input parsed from the claimed row, result serialised).
+ingest_records = RUNNER.handler

@@ -18,20 +18,39 @@ from jobrelay.streaming import event_stream_response
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobId = Annotated[uuid.UUID, "job id"]
+_OUTPUT_EVENT_SCHEMA = {
+    "type": "object",
+    "description": "Live output: `text` appended at `offset` (0 starts the text over).",
+    "properties": {
+        "type": {"const": "output"},
+        "data": {
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "offset": {"type": "integer", "minimum": 0}},
+            "required": ["text", "offset"],
+        },
+    },
+    "required": ["type", "data"],
+}
 SSE_EVENT_SCHEMA = {
     "type": "object",
-    "description": "One event of the stream, sent as `id: <event id>` and `data: <event JSON>`.",
+    "description": (
+        "One event of the stream, sent as `id: <event id>` and `data: <event JSON>`; live "
+        "output is sent as `data:` only (it is not stored, so it has no id)."
+    ),
     "properties": {
         "id": {"type": "string", "pattern": "^[0-9]+$"},
         "data": {
             "type": "string",
             "contentMediaType": "application/json",
-            "contentSchema": {"$ref": "#/components/schemas/EventOut"},
+            "contentSchema": {
+                "oneOf": [{"$ref": "#/components/schemas/EventOut"}, _OUTPUT_EVENT_SCHEMA]
+            },
         },
     },
-    "required": ["id", "data"],
+    "required": ["data"],
 }
 _EVENT_ID = re.compile(r"^[0-9]*$")
+_MAX_EVENT_ID = 2**63 - 1
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -186,4 +205,5 @@ def _event_id(value: str) -> int:
         raise Unprocessable(
             "Last-Event-ID must be the id of an event.", code="invalid_last_event_id"
         )
-    return int(value)
+    # Past the largest possible id (a bigint) there is nothing, as after the latest event.
+    return min(int(value), _MAX_EVENT_ID)

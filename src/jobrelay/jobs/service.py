@@ -23,7 +23,7 @@ from jobrelay.jobs import lifecycle, submits
 from jobrelay.jobs.cursor import decode_cursor, encode_cursor
 from jobrelay.jobs.schemas import EventList, EventOut, JobCreate, JobOut, JobPage
 from jobrelay.jobs.states import JobStatus, is_terminal
-from jobrelay.kinds import KINDS
+from jobrelay.kinds import KINDS, KindSpec
 from jobrelay.services import Services
 from jobrelay.tx import transaction
 from jobrelay.users import service as users_service
@@ -47,7 +47,27 @@ def request_hash(body: JobCreate, owner_id: int) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def kind_spec(kind: str, *, loc: tuple[str, ...] = ("body", "kind")) -> KindSpec:
+    """The registered kind, or `422 unknown_kind` listing the ones there are."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        known = ", ".join(KINDS)
+        raise Unprocessable(
+            f"There is no job kind {kind!r}; the kinds are: {known}.",
+            code="unknown_kind",
+            details=[
+                {
+                    "loc": list(loc),
+                    "msg": f"unknown kind; expected one of: {known}",
+                    "type": "unknown_kind",
+                }
+            ],
+        )
+    return spec
+
+
 def _validated_input(body: JobCreate) -> dict[str, Any]:
+    spec = kind_spec(body.kind)
     nul_at = find_nul({"input": body.input, "metadata": body.metadata})
     if nul_at is not None:
         raise Unprocessable(
@@ -56,7 +76,7 @@ def _validated_input(body: JobCreate) -> dict[str, Any]:
             details=[{"loc": ["body", *nul_at], "msg": "NUL character", "type": "value_error"}],
         )
     try:
-        model = KINDS[body.kind].input_model.model_validate(body.input)
+        model = spec.input_model.model_validate(body.input)
     except ValidationError as exc:
         raise Unprocessable(
             f"The input is not valid for a {body.kind} job.",
@@ -94,7 +114,7 @@ async def submit(
         )
     digest = request_hash(body, owner_id) if idempotency_key else None
     job_id = uuid.uuid4()
-    deadline = body.deadline_seconds or KINDS[body.kind].default_deadline(body.kind, settings)
+    deadline = body.deadline_seconds or kind_spec(body.kind).deadline_seconds(settings)
     if idempotency_key is None:
         changed = await submits.groups_of(services, lifecycle.QUEUED_MESSAGE).submit(
             batch_db.NewJob(
@@ -139,7 +159,7 @@ async def submit(
         row = tx.record(changed)
         # Enqueued before commit: a Redis outage turns into a 503 with nothing stored, and a
         # worker that is faster than the commit simply retries the claim.
-        await services.queue.enqueue_job(job_id)
+        await services.queue.enqueue_job(job_id, kind=body.kind)
     return Submitted(JobOut.from_row(row), replayed=False)
 
 
@@ -190,6 +210,8 @@ async def list_jobs(
     limit: int,
     cursor: str | None,
 ) -> JobPage:
+    if kind is not None:
+        kind_spec(kind, loc=("query", "kind"))
     if not caller.is_admin:
         if user_id is not None and user_id != caller.id:
             return JobPage(items=[], next_cursor=None)
@@ -243,7 +265,7 @@ async def retry(services: Services, caller: Caller, job_id: uuid.UUID) -> JobOut
             data={"by_user_id": caller.id, "retry": True},
         )
         if row is not None:
-            tx.enqueue.append(job_id)
+            tx.enqueue.append((job_id, row.kind))
     if row is None:
         current = await _visible_row(services, caller, job_id)
         raise Conflict(

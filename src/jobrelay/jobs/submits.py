@@ -85,7 +85,7 @@ class SubmitGroups:
             changes = [_changed(stored[w.job.id]) for w in group]
             for changed in changes:
                 tx.record(changed)
-            await self.services.queue.enqueue_jobs(w.job.id for w in group)
+            await self.services.queue.enqueue_jobs((w.job.id, w.job.kind) for w in group)
         self.groups += 1
         for waiting, changed in zip(group, changes, strict=True):
             if not waiting.future.done():

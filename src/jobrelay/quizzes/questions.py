@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from jobrelay.quizzes.schemas import QuestionIn
 
-__all__ = ["QuestionProblem", "validate_questions"]
+__all__ = ["QuestionProblem", "question_out", "validate_questions"]
 
 QuestionProblem = dict[str, Any]
 """`{"index": i, "reason": "...", "errors": [{"field", "message"}]}` for one bad question."""
@@ -38,3 +38,19 @@ def validate_questions(raw: Sequence[Any]) -> tuple[list[QuestionIn], list[Quest
             )
             problems.append({"index": index, "reason": reason, "errors": errors})
     return valid, problems
+
+
+def question_out(row: Any) -> dict[str, Any]:
+    """A stored question in the original AI worker's shape, with its id and position."""
+    return {
+        "id": row.id,
+        "position": row.position,
+        "sentence": row.sentence,
+        "options": {"A": row.option_a, "B": row.option_b, "C": row.option_c, "D": row.option_d},
+        "correct_answer": row.correct_answer,
+        "explanation": row.explanation,
+        "type": row.type,
+        "difficulty": row.difficulty,
+        "score": row.score,
+        "context": row.context,
+    }

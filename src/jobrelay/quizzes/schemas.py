@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from jobrelay.callbacks.bodies import CallbackBase, FailureCallback, ProgressCallback, TaskId
 from jobrelay.validation import JsonInt
 
 __all__ = [
@@ -43,7 +44,6 @@ Label = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"}),
 ]
-TaskId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class _Strict(BaseModel):
@@ -66,13 +66,13 @@ class QuizInput(_Strict):
     extra_instructions: str = Field(default="", max_length=2000)
 
 
-class GenerateRequest(_Strict):
-    """What a worker posts to `{generator}/generate`."""
+class GenerateRequest(QuizInput):
+    """What a worker posts to `{generator}/generate`: the original AI worker's request, the
+    quiz's fields at the top level, plus who asked and where to call back."""
 
     job_id: TaskId
     callback_url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://")
     user_id: int = Field(strict=True, ge=1)
-    input: QuizInput
 
 
 class QuestionOptions(_Strict):
@@ -112,25 +112,7 @@ class ResultMeta(BaseModel):
     total_processed: int | None = Field(default=None, ge=0)
 
 
-class _Callback(_Strict):
-    """Fields every callback may carry; `/api/ai/receive/` needs `worker_task_id`."""
-
-    worker_task_id: TaskId | None = None
-    user_id: int | None = Field(default=None, strict=True, ge=1)
-
-
-class ProgressCallback(_Callback):
-    status: Literal["processing"]
-    progress: int = Field(strict=True, ge=0, le=100)
-    message: str = Field(default="", max_length=500)
-
-
-class FailureCallback(_Callback):
-    status: Literal["failed"]
-    error: str = Field(min_length=1, max_length=2000)
-
-
-class ResultCallback(_Callback):
+class ResultCallback(CallbackBase):
     """The result envelope. Questions stay raw here: each is validated on its own so a
     rejection can name every bad index (see `jobrelay.quizzes.questions`)."""
 

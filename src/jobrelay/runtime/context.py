@@ -16,6 +16,7 @@ from jobrelay.db import jobs as jobs_db
 from jobrelay.db.jobs import JobRow
 from jobrelay.jobs import lifecycle
 from jobrelay.runtime.errors import JobGone
+from jobrelay.runtime.output import LiveOutput
 from jobrelay.runtime.process import runtime_of
 from jobrelay.runtime.writes import StepsOp
 from jobrelay.services import Services
@@ -52,6 +53,7 @@ class RunContext:
     _op: StepsOp | None = field(default=None, init=False, repr=False)
     _sent: list[asyncio.Future[Any]] = field(default_factory=list, init=False, repr=False)
     _lost: BaseException | None = field(default=None, init=False, repr=False)
+    _output: LiveOutput | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._input = self.job.input
@@ -125,6 +127,39 @@ class RunContext:
             if row is None:
                 raise JobGone()
         self.job = row
+
+    async def output(self, text: str) -> None:
+        """Append live output (see `jobrelay.runtime.output`); part of the result at the end."""
+        self.live_output.append(text)
+
+    async def restart_output(self) -> None:
+        """Start the output over (a model call that is tried again); clients see offset 0."""
+        await self.live_output.restart()
+
+    @property
+    def has_output(self) -> bool:
+        return self._output is not None
+
+    @property
+    def live_output(self) -> LiveOutput:
+        if self._output is None:
+            self._output = LiveOutput(
+                self.services.redis,
+                self.job_id,
+                self.attempt,
+                max_chars=self.settings.output_live_max_chars,
+                ttl_seconds=self.settings.output_live_ttl_seconds,
+            )
+        return self._output
+
+    async def close_output(self) -> str:
+        """Publish the output still waiting; the attempt's full text ("" if none)."""
+        return await self._output.close() if self._output is not None else ""
+
+    async def end_output(self, *, starting_over: bool) -> None:
+        """Drop the live copy of the output; with `starting_over`, tell clients so."""
+        if self._output is not None:
+            await self._output.end(starting_over=starting_over)
 
     @property
     def outstanding(self) -> list[asyncio.Future[Any]]:

@@ -59,7 +59,7 @@ async def reconcile(services: Services, *, quiet_for_seconds: float = 5.0) -> Re
     )
     for row in stranded:
         if str(row.id) not in held:
-            await services.queue.enqueue_job(row.id)
+            await services.queue.enqueue_job(row.id, kind=row.kind)
             report.requeued += 1
         elif row.status == JobStatus.PROCESSING.value or str(row.id) in started:
             await services.queue.release_stale(row.id)

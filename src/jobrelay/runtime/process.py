@@ -51,7 +51,7 @@ class LeaseRenewer:
         if not held:
             return
         seconds = self.services.settings.lease_seconds
-        async with self.services.reads.connect() as conn:
+        async with self.services.engine.begin() as conn:
             alive = await batch_db.renew_leases(
                 conn, [(job_id, h.attempt) for job_id, h in held.items()], seconds=seconds
             )

@@ -24,6 +24,7 @@ from jobrelay.runtime.backoff import backoff_delay
 from jobrelay.runtime.claim import Claim, claim_job
 from jobrelay.runtime.context import Owner, RunContext
 from jobrelay.runtime.errors import JobFailed, JobGone, TransientError, insufficient_tokens
+from jobrelay.runtime.output import with_output
 from jobrelay.runtime.process import runtime_of
 from jobrelay.runtime.registry import KindRunner, Outcome
 from jobrelay.runtime.writes import ClaimOutcome
@@ -96,6 +97,7 @@ async def _execute(
             body.cancel()
 
     leases.hold(ctx.job_id, ctx.attempt, on_lost)
+    again: RunAgain | None = None
     try:
         remaining = _seconds_left(job.deadline_at)
         async with asyncio.timeout(remaining):
@@ -125,14 +127,17 @@ async def _execute(
         raise
     except TransientError as exc:
         await _store_pending(ctx)
-        return await _retry_or_fail(ctx, exc.code, exc.message)
+        again = await _retry_or_fail(ctx, exc.code, exc.message)
+        return again
     except Exception as exc:
         logger.exception("job %s: attempt %d crashed", ctx.job_id, ctx.attempt)
         await _store_pending(ctx)
-        return await _retry_or_fail(ctx, "job_error", f"{type(exc).__name__}: {exc}")
+        again = await _retry_or_fail(ctx, "job_error", f"{type(exc).__name__}: {exc}")
+        return again
     finally:
         leases.release(ctx.job_id, ctx.attempt)
         ctx.discard()
+        await ctx.end_output(starting_over=again is not None)
     return None
 
 
@@ -165,7 +170,7 @@ async def _finish(ctx: RunContext, outcome: Outcome) -> None:
         ctx.attempt,
         "completed",
         outcome.message,
-        result=outcome.result or {},
+        result=with_output(outcome.result, await ctx.close_output()),
         charge=outcome.charge_tokens,
     )
     await runtime_of(services).writes.end(ending, after=ctx.outstanding)

@@ -37,6 +37,10 @@ class StatsOut(BaseModel):
     )
     overall: Durations
     queue_depth: int = Field(description="Jobs waiting to start (status `queued`).")
+    queues: dict[str, int] = Field(
+        default_factory=dict,
+        description="Jobs waiting to start per queue (each kind runs on its queue).",
+    )
     running: int = Field(description="Jobs being worked on (status `processing`).")
     generated_at: dt.datetime
     history: list[DailyStat] = Field(

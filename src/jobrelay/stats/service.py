@@ -13,7 +13,7 @@ from typing import Any
 
 from jobrelay.db import stats as stats_db
 from jobrelay.jobs.states import JobStatus
-from jobrelay.kinds import KINDS
+from jobrelay.kinds import KINDS, load_kinds
 from jobrelay.services import Services
 from jobrelay.stats.schemas import DailyStat, Durations, StatsOut
 from jobrelay.users.service import Caller
@@ -38,6 +38,16 @@ def _durations(row: dict[str, Any] | None) -> Durations:
         p95=None if row["p95"] is None else round(float(row["p95"]), 3),
         samples=row["samples"],
     )
+
+
+def _queue_depths(jobs: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Queued jobs per queue, every queue a kind uses listed (0 when none wait)."""
+    kinds = load_kinds()
+    depths = dict.fromkeys(kinds.queues(), 0)
+    for kind, per_status in jobs.items():
+        queue = kinds.queue_of(kind)
+        depths[queue] = depths.get(queue, 0) + per_status.get(JobStatus.QUEUED.value, 0)
+    return dict(sorted(depths.items()))
 
 
 async def get_stats(services: Services, caller: Caller, *, days: int = 0) -> StatsOut:
@@ -77,6 +87,7 @@ async def get_stats(services: Services, caller: Caller, *, days: int = 0) -> Sta
         durations={kind: _durations(by_kind.get(kind)) for kind in jobs},
         overall=_durations(overall),
         queue_depth=by_status[JobStatus.QUEUED.value],
+        queues=_queue_depths(jobs),
         running=by_status[JobStatus.PROCESSING.value],
         generated_at=dt.datetime.now(dt.UTC),
         history=[DailyStat.model_validate(row, from_attributes=True) for row in history],

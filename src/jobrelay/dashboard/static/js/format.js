@@ -11,7 +11,6 @@ const yearDateFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', mon
 
 export const STATUSES = ['queued', 'processing', 'completed', 'failed', 'canceled'];
 export const TERMINAL = new Set(['completed', 'failed', 'canceled']);
-export const KNOWN_KINDS = ['prompt.generate', 'quiz.generate', 'records.ingest'];
 
 export const STATUS_LABELS = {
   queued: 'Queued',

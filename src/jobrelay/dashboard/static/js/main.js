@@ -17,6 +17,7 @@ let view = null;
 let signedOut = false;
 const users = new Map();
 let reportedKinds = [];
+let registeredKinds = [];
 let lastJobsHash = '#/jobs';
 
 function parseRoute() {
@@ -91,10 +92,16 @@ function buildShell(me) {
       location.hash = query ? `#/jobs?${query}` : '#/jobs';
     },
     onStats: (payload) => {
-      reportedKinds = kindsIn(payload);
+      reportedKinds = [...new Set([...registeredKinds, ...kindsIn(payload)])].sort();
       view?.kindsChanged?.();
     },
   });
+  // Every kind the service runs (GET /v1/kinds), so the filter offers kinds with no jobs yet.
+  api('/v1/kinds').then((payload) => {
+    registeredKinds = itemsOf(payload).map((item) => item.name).filter(Boolean);
+    reportedKinds = [...new Set([...registeredKinds, ...reportedKinds])].sort();
+    view?.kindsChanged?.();
+  }).catch(() => {});
 
   const outlet = h('main', { class: 'outlet', id: 'main' });
   const userOptions = h('datalist', { id: 'user-options' });

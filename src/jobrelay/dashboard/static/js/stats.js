@@ -1,7 +1,7 @@
 // The header strip: jobs by status, p50/p95 durations and queue depth, from GET /v1/stats.
 
 import { api } from './api.js';
-import { h, setAttr, setText } from './dom.js';
+import { h, replace, setAttr, setText } from './dom.js';
 import { poller } from './components.js';
 import {
   STATUSES, STATUS_LABELS, formatCompact, formatCount, formatDuration,
@@ -78,8 +78,9 @@ export function createStatsBar({ onStatusClick, onStats }) {
     ),
   );
   const depth = h('span', { class: 'stat-value', testid: 'stat-queue-depth' }, '—');
+  const perQueue = h('span', { class: 'stat-queues', testid: 'stat-queues' });
   const depthCard = h('div', { class: 'stat stat-plain', title: 'Jobs waiting in the queue' },
-    h('span', { class: 'stat-label' }, 'Queue depth'), depth,
+    h('span', { class: 'stat-label' }, 'Queue depth'), depth, perQueue,
   );
   const status = h('span', { class: 'stats-status', role: 'status' });
   const el = h('section', { class: 'stats', testid: 'stats-header', 'aria-label': 'Job statistics' },
@@ -100,7 +101,12 @@ export function createStatsBar({ onStatusClick, onStats }) {
     setAttr(durationCard, 'title', durationTitle(stats));
     const queueDepth = numberOr(stats?.queue_depth);
     setText(depth, formatCompact(queueDepth));
-    setAttr(depthCard, 'title', `${formatCount(queueDepth)} jobs waiting in the queue`);
+    const queues = Object.entries(stats?.queues ?? {}).sort(([a], [b]) => a.localeCompare(b));
+    replace(perQueue, queues.length > 1
+      ? queues.map(([name, count]) => h('small', { testid: `stat-queue-${name}` }, `${name} ${formatCompact(numberOr(count, 0))}`))
+      : []);
+    const byQueue = queues.map(([name, count]) => `${name}: ${formatCount(numberOr(count, 0))}`).join(', ');
+    setAttr(depthCard, 'title', `${formatCount(queueDepth)} jobs waiting in the queue${byQueue ? ` (${byQueue})` : ''}`);
   };
 
   let task = null;

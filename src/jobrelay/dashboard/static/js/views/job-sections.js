@@ -118,13 +118,14 @@ function ingestResult(result) {
   );
 }
 
-/** A completed job's result, shown the way its kind reads best, with the raw JSON underneath. */
+/** A completed job's result, shown the way it reads best (a prompt, a quiz's questions, an
+ * ingestion's counts, known by their shape), with the raw JSON underneath. */
 export function resultView(kind, result) {
   let summary = null;
   if (result && typeof result === 'object') {
-    if (kind === 'prompt.generate' && 'prompt' in result) summary = promptResult(result);
-    else if (kind === 'quiz.generate' && 'questions' in result) summary = quizResult(result);
-    else if (kind === 'records.ingest' && 'total_records' in result) summary = ingestResult(result);
+    if ('prompt' in result && 'fallback' in result) summary = promptResult(result);
+    else if (Array.isArray(result.questions)) summary = quizResult(result);
+    else if ('total_records' in result && 'processed_records' in result) summary = ingestResult(result);
   }
   if (!summary) return jsonView(result, { testid: 'result-json' });
   return h('div', { class: 'result' },

@@ -1,5 +1,5 @@
-// One job: header with live progress, input, result, events timeline, callbacks, deliveries,
-// and the cancel and retry actions.
+// One job: header with live progress, the live output while it is written, input, result,
+// events timeline, callbacks, deliveries, and the cancel and retry actions.
 
 import { ApiError, api, itemsOf, streamJobEvents } from '../api.js';
 import { h, icon, replace, setAttr, setText } from '../dom.js';
@@ -100,6 +100,11 @@ export function createJobView({ jobId, backHref, userName }) {
   const inputSection = section('Input', 'job-input');
   const metadataSection = section('Metadata', 'job-metadata');
   const resultSection = section('Result', 'job-result');
+  const outputText = h('pre', { class: 'output-text', testid: 'output-text', 'aria-live': 'polite' });
+  const outputSection = section('Output', 'job-output', { subtitle: 'As the job writes it' });
+  outputSection.body.appendChild(outputText);
+  outputSection.el.hidden = true;
+  let output = '';
   const eventsList = h('ol', { class: 'timeline', testid: 'events-list' });
   const eventsSection = section('Events', 'job-events');
   const callbacksSection = section('Callbacks received', 'job-callbacks', { subtitle: 'From the external generator' });
@@ -107,7 +112,7 @@ export function createJobView({ jobId, backHref, userName }) {
   eventsSection.body.appendChild(eventsList);
 
   const body = h('div', { class: 'job-grid' },
-    h('div', { class: 'job-main' }, resultSection.el, inputSection.el, metadataSection.el),
+    h('div', { class: 'job-main' }, outputSection.el, resultSection.el, inputSection.el, metadataSection.el),
     h('div', { class: 'job-side' }, eventsSection.el),
   );
   const lower = h('div', { class: 'job-lower' }, callbacksSection.el, deliveriesSection.el);
@@ -238,8 +243,26 @@ export function createJobView({ jobId, backHref, userName }) {
     return next;
   }
 
+  /** Live output: each piece goes at its offset (0 starts over: a late join or a retry). */
+  function applyOutput(data) {
+    const offset = Number(data?.offset) || 0;
+    const piece = typeof data?.text === 'string' ? data.text : '';
+    const nearBottom = outputText.scrollHeight - outputText.scrollTop - outputText.clientHeight < 40;
+    const next = output.slice(0, offset) + piece;
+    if (next.startsWith(output)) outputText.append(next.slice(output.length));
+    else outputText.textContent = next;
+    output = next;
+    outputSection.el.hidden = output.length === 0;
+    setText(outputSection.subtitle, `${output.length} characters`);
+    if (nearBottom) outputText.scrollTop = outputText.scrollHeight;
+  }
+
   /** Apply a streamed event to the header at once; the full job is fetched when the status moves. */
   function onStreamEvent(event) {
+    if (event?.type === 'output') {
+      applyOutput(event.data);
+      return;
+    }
     if (!addEvent(event) || !job) return;
     const statusChanged = event.status && event.status !== job.status;
     job = {

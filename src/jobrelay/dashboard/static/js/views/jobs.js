@@ -7,7 +7,7 @@ import {
   updateProgressBar, updateStatusBadge, updateTimeAgo,
 } from '../components.js';
 import {
-  KNOWN_KINDS, STATUSES, STATUS_LABELS, formatDuration, jobElapsed, shortId,
+  STATUSES, STATUS_LABELS, formatDuration, jobElapsed, shortId,
 } from '../format.js';
 
 const REFRESH_MS = 2000;
@@ -83,7 +83,7 @@ export function createJobsView({ params, userName, knownKinds, onFiltersChanged 
     onChange: () => setFilters({ kind: kindFilter.value }),
   });
   const setKindOptions = (kinds) => {
-    const all = [...new Set([...KNOWN_KINDS, ...kinds, filters.kind].filter(Boolean))].sort();
+    const all = [...new Set([...kinds, filters.kind].filter(Boolean))].sort();
     const current = [...kindFilter.options].map((option) => option.value).join(',');
     if (current === ['', ...all].join(',')) return;
     replace(kindFilter, h('option', { value: '' }, 'All kinds'), all.map((kind) => h('option', { value: kind }, kind)));
