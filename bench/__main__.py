@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
-from bench import callbacks, endtoend, status, submit
+from bench import callbacks, drain, endtoend, status, submit
 from bench.context import Context
 from bench.environment import REPO, Backends
 from bench.report import Report, Row, render
@@ -34,6 +34,7 @@ OURS: dict[str, Benchmark] = {
     "status": status.run,
     "callbacks": callbacks.run,
     "endtoend": endtoend.run,
+    "drain": drain.run,
 }
 OPTIONAL = ("ingest", "load", "pgbouncer", "scale")
 

@@ -38,7 +38,9 @@ from jobrelay.config import Settings
 
 PRODUCERS = 32
 USERS = 50
-RATIO_TARGET = 0.40
+# Issue 11: three times the 126 jobs/s measured before the write buffer.
+BEFORE_JOBS_PER_SECOND = 126.0
+TARGET_JOBS_PER_SECOND = 3 * BEFORE_JOBS_PER_SECOND
 EXPECTED_PROGRESS = [0, 10, 30, 50, 70, 90, 100]
 
 
@@ -281,7 +283,6 @@ async def run(ctx: Context) -> list[Row]:
         f"CPU ms/job: {describe(ours_cpu)}; {extra['connections_opened']:.0f} PostgreSQL "
         f"connections opened; problems: {problems or 'none'}"
     )
-    ratio = ours / bare if bare else 0.0
     return [
         Row(
             "endtoend",
@@ -289,8 +290,8 @@ async def run(ctx: Context) -> list[Row]:
             ours,
             "jobs/s",
             baseline=bare,
-            target=f">= {RATIO_TARGET:.0%} of bare ARQ",
-            met=ratio >= RATIO_TARGET and not problems,
+            target=f">= {TARGET_JOBS_PER_SECOND:.0f} jobs/s (3x before)",
+            met=ours >= TARGET_JOBS_PER_SECOND and not problems,
             note="; ".join(problems)
             or f"all {total} completed, 7 events each stored and published in order; "
             f"submitting took {extra['submit_seconds']:.2f} s of {extra['seconds']:.2f} s",

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     worker_poll_delay: float = Field(default=0.05, gt=0)
     worker_queue_read_limit: int = Field(default=200, ge=1)
     lease_seconds: int = Field(default=30, ge=2)
+    # The write buffer: a worker's claims, steps and endings wait at most this long (or until
+    # this many wait) to share one transaction; a failed flush is retried for this long.
+    write_buffer_ms: float = Field(default=4.0, ge=0, le=50)
+    write_buffer_max: int = Field(default=1000, ge=1)
+    write_retry_seconds: float = Field(default=30.0, ge=0)
     max_attempts: int = Field(default=3, ge=1)
     retry_base_delay: float = Field(default=1.0, ge=0)
     retry_max_delay: float = Field(default=60.0, ge=0)

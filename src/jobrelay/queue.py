@@ -45,6 +45,22 @@ redis.call('zadd', KEYS[3], ARGV[4], ARGV[1])
 return 1
 """
 
+# `_ENQUEUE` for many jobs in one call. KEYS: the abort set, then each job's queue, job key and
+# result key; ARGV: each job's id, expiry (ms), payload and score.
+_ENQUEUE_MANY = """
+local added = 0
+for i = 0, (#KEYS - 1) / 3 - 1 do
+  local id = ARGV[i * 4 + 1]
+  redis.call('zrem', KEYS[1], id)
+  if redis.call('exists', KEYS[3 + i * 3], KEYS[4 + i * 3]) == 0 then
+    redis.call('psetex', KEYS[3 + i * 3], ARGV[i * 4 + 2], ARGV[i * 4 + 3])
+    redis.call('zadd', KEYS[2 + i * 3], ARGV[i * 4 + 4], id)
+    added = added + 1
+  end
+end
+return added
+"""
+
 
 def redis_settings(settings: Settings) -> RedisSettings:
     return redis_connect.arq_settings(settings)
@@ -67,6 +83,7 @@ class Queue:
         self.pool = pool
         self.queue_name = queue_name
         self._enqueue = pool.register_script(_ENQUEUE)
+        self._enqueue_many = pool.register_script(_ENQUEUE_MANY)
 
     @classmethod
     async def connect(cls, settings: Settings) -> Queue:
@@ -106,6 +123,25 @@ class Queue:
             args=[key, score - enqueued_ms + self.pool.expires_extra_ms, payload, score],
         )
         return bool(added)
+
+    async def enqueue_jobs(self, jobs: Iterable[tuple[uuid.UUID | str, str]]) -> int:
+        """`enqueue_job` for many (job id, kind) pairs, each on its kind's queue and due now, in
+        one round trip; how many were added."""
+        keys: list[str] = [abort_jobs_ss]
+        args: list[Any] = []
+        enqueued_ms = timestamp_ms()
+        kinds = load_kinds()
+        for job_id, kind in jobs:
+            key = str(job_id)
+            payload = serialize_job(
+                RUN_JOB, (key,), {}, None, enqueued_ms, serializer=self.pool.job_serializer
+            )
+            keys += [self.key_of(kinds.queue_of(kind)), job_key_prefix + key]
+            keys.append(result_key_prefix + key)
+            args += [key, self.pool.expires_extra_ms, payload, enqueued_ms]
+        if len(keys) == 1:
+            return 0
+        return int(await self._enqueue_many(keys=keys, args=args))
 
     async def enqueue_task(
         self, function: str, *args: Any, task_id: str | None = None, defer_seconds: float = 0

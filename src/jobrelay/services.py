@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from redis.asyncio import Redis
@@ -27,6 +29,14 @@ class Services:
     # Not behind PgBouncer: there a statement outside a transaction may be prepared on one
     # server and run on another.
     reads: AsyncEngine = field(init=False, repr=False)
+    # What a worker process keeps for all its jobs (`jobrelay.runtime.process`), made on first use
+    # and shared by every ARQ worker of the process; closed before the connections.
+    worker_runtime: Any = field(default=None, init=False, repr=False)
+    # The API process's group commit of submissions (`jobrelay.jobs.submits`), made on first use.
+    submit_groups: Any = field(default=None, init=False, repr=False)
+    on_close: list[Callable[[], Awaitable[None]]] = field(
+        default_factory=list, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         autocommit = not self.settings.db_pgbouncer
@@ -51,6 +61,9 @@ class Services:
         return cls(settings=settings, engine=engine, redis=redis, queue=queue, http=http)
 
     async def close(self) -> None:
+        hooks, self.on_close = self.on_close, []
+        for hook in hooks:
+            await hook()
         await self.http.aclose()
         await self.queue.close()
         await self.redis.aclose()

@@ -54,10 +54,11 @@ async def transaction(services: Services) -> AsyncIterator[Tx]:
     async with services.engine.begin() as conn:
         tx = Tx(conn)
         yield tx
-    await _after_commit(services, tx)
+    await after_commit(services, tx)
 
 
-async def _after_commit(services: Services, tx: Tx) -> None:
+async def after_commit(services: Services, tx: Tx) -> None:
+    """Publish, enqueue and count what a committed transaction recorded."""
     await broadcast.publish(services.redis, tx.events)
     try:
         for job_id in tx.abort:

@@ -15,10 +15,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobrelay import broadcast, ratelimit
+from jobrelay.db import batch as batch_db
 from jobrelay.db import jobs as jobs_db
 from jobrelay.db.jobs import JobRow
 from jobrelay.errors import Conflict, Forbidden, NotFound, Unprocessable
-from jobrelay.jobs import lifecycle
+from jobrelay.jobs import lifecycle, submits
 from jobrelay.jobs.cursor import decode_cursor, encode_cursor
 from jobrelay.jobs.schemas import EventList, EventOut, JobCreate, JobOut, JobPage
 from jobrelay.jobs.states import JobStatus, is_terminal
@@ -114,6 +115,22 @@ async def submit(
     digest = request_hash(body, owner_id) if idempotency_key else None
     job_id = uuid.uuid4()
     deadline = body.deadline_seconds or kind_spec(body.kind).deadline_seconds(settings)
+    if idempotency_key is None:
+        changed = await submits.groups_of(services, lifecycle.QUEUED_MESSAGE).submit(
+            batch_db.NewJob(
+                id=job_id,
+                kind=body.kind,
+                user_id=owner_id,
+                input=job_input,
+                metadata=body.metadata,
+                webhook=body.webhook,
+                webhook_events_filter=body.webhook_events_filter,
+                deadline_seconds=deadline,
+                max_attempts=settings.max_attempts,
+                submitted_by=caller.id,
+            )
+        )
+        return Submitted(JobOut.from_row(changed.job), replayed=False)
     async with transaction(services) as tx:
         if idempotency_key is not None:
             existing = await _replay(tx.conn, owner_id, idempotency_key, digest, settings)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from jobrelay.config import Settings
-    from jobrelay.runtime.context import RunContext
+    from jobrelay.runtime.context import Owner, RunContext
 
 __all__ = ["JobContext", "ProgressWrite"]
 
@@ -79,6 +79,12 @@ class JobContext:
     @property
     def settings(self) -> Settings:
         return self._run.settings
+
+    @property
+    def owner(self) -> Owner | None:
+        """The owner's token balance and subscription as the claim read them (None when the
+        context was made without a claim); the completion's token charge is what counts."""
+        return self._run.owner
 
     @property
     def http(self) -> httpx.AsyncClient:

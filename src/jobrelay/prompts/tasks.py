@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from typing import Any
 
 from jobrelay.db import users as users_db
 from jobrelay.kinds import JobContext, JobFailed, kind, runner_of
@@ -33,18 +34,22 @@ async def _step(ctx: JobContext, step: tuple[int, str]) -> None:
 
 
 async def _check_account(ctx: JobContext, cost: int) -> None:
-    async with ctx.connect() as conn:
-        user = await users_db.get_user(conn, ctx.user_id)
-        now = dt.datetime.now(dt.UTC)
-    if user is None:
+    """The owner's account as the claim read it (or read now, for a context made by hand); the
+    completion takes the tokens atomically, so this check only fails early."""
+    owner: Any = ctx.owner
+    if owner is None:
+        async with ctx.connect() as conn:
+            owner = await users_db.get_user(conn, ctx.user_id)
+    now = dt.datetime.now(dt.UTC)
+    if owner is None:
         raise JobFailed("user_not_found", "The job's owner no longer exists.")
-    if not subscription_active(user.subscription_expires_at, now):
+    if not subscription_active(owner.subscription_expires_at, now):
         raise JobFailed(
             "subscription_expired",
-            f"The subscription expired on {user.subscription_expires_at:%Y-%m-%d}.",
+            f"The subscription expired on {owner.subscription_expires_at:%Y-%m-%d}.",
         )
-    if int(user.tokens) < cost:
-        raise insufficient_tokens(int(user.tokens), cost)
+    if int(owner.tokens) < cost:
+        raise insufficient_tokens(int(owner.tokens), cost)
 
 
 async def _generate(ctx: JobContext, manual_prompt: str) -> tuple[Completion | None, str]:

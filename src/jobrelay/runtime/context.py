@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,34 +17,42 @@ from jobrelay.db.jobs import JobRow
 from jobrelay.jobs import lifecycle
 from jobrelay.runtime.errors import JobGone
 from jobrelay.runtime.output import LiveOutput
+from jobrelay.runtime.process import runtime_of
+from jobrelay.runtime.writes import StepsOp
 from jobrelay.services import Services
-from jobrelay.tx import Tx, transaction
+from jobrelay.tx import transaction
 
 # Work committed together with a progress step; returns extra data for the step's event.
 ProgressWrite = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
 
-# How long a reported step waits for the next one (or the outcome) to share its transaction.
-COALESCE_SECONDS = 0.05
-
 
 @dataclass(frozen=True)
-class _Step:
-    progress: int
-    message: str
-    data: dict[str, Any] | None
+class Owner:
+    """The owner's account as the claim read it (the claim's statement returns it, so a body
+    that checks the balance before working needs no read of its own)."""
+
+    tokens: int
+    subscription_expires_at: dt.datetime | None
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a step's failure as seen: the body learns of it at its next step, or never needs to."""
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass
 class RunContext:
     services: Services
     job: JobRow
+    owner: Owner | None = None
     # The input as claimed: progress steps do not bring it back (it can be 1000 records).
     _input: dict[str, Any] = field(init=False, repr=False)
-    # Steps reported and not yet stored, and the task that stores them after COALESCE_SECONDS.
-    _pending: list[_Step] = field(default_factory=list, init=False, repr=False)
-    _flusher: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
-    _storing: bool = field(default=False, init=False, repr=False)
-    _lost: Exception | None = field(default=None, init=False, repr=False)
+    # The job's open operation in the process's write buffer, and the step operations not yet
+    # known to be stored.
+    _op: StepsOp | None = field(default=None, init=False, repr=False)
+    _sent: list[asyncio.Future[Any]] = field(default_factory=list, init=False, repr=False)
+    _lost: BaseException | None = field(default=None, init=False, repr=False)
     _output: LiveOutput | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,28 +94,39 @@ class RunContext:
         """Store, publish and stream a step; renews the lease. Raises JobGone if the job was
         canceled or another attempt took over, which stops the body.
 
-        A step is stored COALESCE_SECONDS after it is reported, in one transaction with the
-        steps reported meanwhile, or with the job's outcome if that comes first: a body that
-        reports several steps with no work in between pays for one write, not one per step.
-        No step is dropped, the order holds, and a step reaches the stream at most that late.
+        A step goes to the process's write buffer and is stored within a few milliseconds in one
+        transaction with the other jobs' writes (and with this job's later steps, or its outcome,
+        if they come first); the body does not wait for it. No step is dropped and the order
+        holds; a step that could not be stored (the job is gone) raises at the next call.
 
         `write` runs first in the same transaction: the work a step announces (a batch of rows)
         commits with its event, and is rolled back if the job is no longer this attempt's. Such
-        a step is stored at once (with any step still waiting before it)."""
+        a step is stored at once, after the steps reported before it."""
         self._raise_if_lost()
-        self._pending.append(_Step(progress, message, data))
         if write is None:
-            if self._flusher is None:
-                self._flusher = asyncio.create_task(self._store_later())
+            writes = runtime_of(self.services).writes
+            op = writes.step(self._op, self.job_id, self.attempt, (progress, message, data))
+            if op is not self._op:
+                self._op = op
+                op.future.add_done_callback(_retrieve)
+                self._sent.append(op.future)
             return
         await self.settle()
         async with transaction(self.services) as tx:
-            last = self._pending[-1]
             extra = await write(tx.conn)
-            self._pending[-1] = _Step(last.progress, last.message, {**(last.data or {}), **extra})
-            row = await self.store_pending(tx)
-        if row is not None:
-            self.job = row
+            row = await lifecycle.report_progress(
+                tx,
+                self.job_id,
+                progress=progress,
+                message=message,
+                where=[jobs_db.is_attempt(self.attempt)],
+                values={"lease_expires_at": jobs_db.seconds_from_now(self.settings.lease_seconds)},
+                data={**(data or {}), **extra},
+                without_input=not self._progress_webhook,
+            )
+            if row is None:
+                raise JobGone()
+        self.job = row
 
     async def output(self, text: str) -> None:
         """Append live output (see `jobrelay.runtime.output`); part of the result at the end."""
@@ -142,60 +162,33 @@ class RunContext:
             await self._output.end(starting_over=starting_over)
 
     @property
-    def has_pending(self) -> bool:
-        return bool(self._pending)
-
-    async def store_pending(self, tx: Tx) -> JobRow | None:
-        """Store the waiting steps, in order, in the caller's transaction (call `settle` first);
-        the job's row after the last one. Raises JobGone if the job is no longer this attempt's."""
-        steps, self._pending = self._pending, []
-        row = None
-        for step in steps:
-            row = await lifecycle.report_progress(
-                tx,
-                self.job_id,
-                progress=step.progress,
-                message=step.message,
-                where=[jobs_db.is_attempt(self.attempt)],
-                values={"lease_expires_at": jobs_db.seconds_from_now(self.settings.lease_seconds)},
-                data=step.data,
-                without_input=not self._progress_webhook,
-            )
-            if row is None:
-                raise JobGone()
-        return row
+    def outstanding(self) -> list[asyncio.Future[Any]]:
+        """The step operations sent and not yet known to be stored."""
+        self._raise_if_lost()
+        return list(self._sent)
 
     async def settle(self) -> None:
-        """Call off the timed store of waiting steps, or wait for it if it has begun; the steps
-        still waiting are then the caller's to store. Raises what a timed store ran into."""
-        task = self._flusher
-        if task is not None:
-            if not self._storing:
-                task.cancel()
-            await asyncio.wait({task})
-            self._flusher = None
+        """Wait until every step reported so far is stored; raises what storing ran into
+        (`JobGone` when the job is no longer this attempt's)."""
+        if self._sent:
+            await asyncio.wait(list(self._sent))
         self._raise_if_lost()
 
     def discard(self) -> None:
-        """The body is over without an outcome to store (canceled or taken over)."""
-        if self._flusher is not None and not self._storing:
-            self._flusher.cancel()
-        self._pending.clear()
-
-    async def _store_later(self) -> None:
-        await asyncio.sleep(COALESCE_SECONDS)
-        self._storing = True
-        try:
-            async with transaction(self.services) as tx:
-                row = await self.store_pending(tx)
-            if row is not None:
-                self.job = row
-        except Exception as exc:  # JobGone or a database error: the body's next step raises it
-            self._lost = exc
-        finally:
-            self._storing = False
-            self._flusher = None
+        """The body is over: nothing it reported is waited for any more."""
+        self._sent.clear()
+        self._op = None
 
     def _raise_if_lost(self) -> None:
+        if self._sent and self._sent[0].done():
+            waiting = []
+            for future in self._sent:
+                if not future.done():
+                    waiting.append(future)
+                elif not future.cancelled() and future.exception() is not None:
+                    self._lost = self._lost or future.exception()
+                elif future.result() is not None:
+                    self.job = future.result()
+            self._sent = waiting
         if self._lost is not None:
             raise self._lost

@@ -29,3 +29,10 @@ class TransientError(JobError):
 class JobGone(JobError):
     def __init__(self, message: str = "the job is no longer ours to run") -> None:
         super().__init__("job_gone", message)
+
+
+def insufficient_tokens(balance: int, cost: int) -> JobFailed:
+    return JobFailed(
+        "insufficient_tokens",
+        f"This job costs {cost} tokens and the balance is {balance}.",
+    )

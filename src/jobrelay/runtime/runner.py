@@ -14,20 +14,24 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
+from jobrelay.db import batch as batch_db
 from jobrelay.db import jobs as jobs_db
-from jobrelay.db import users as users_db
+from jobrelay.db.jobs import JobRow
 from jobrelay.jobs import lifecycle
 from jobrelay.jobs.states import JobStatus
 from jobrelay.runtime.backoff import backoff_delay
-from jobrelay.runtime.claim import Claim, Unclaimed, claim_job
-from jobrelay.runtime.context import RunContext
-from jobrelay.runtime.errors import JobFailed, JobGone, TransientError
+from jobrelay.runtime.claim import Claim, claim_job
+from jobrelay.runtime.context import Owner, RunContext
+from jobrelay.runtime.errors import JobFailed, JobGone, TransientError, insufficient_tokens
 from jobrelay.runtime.output import with_output
+from jobrelay.runtime.process import runtime_of
 from jobrelay.runtime.registry import KindRunner, Outcome
+from jobrelay.runtime.writes import ClaimOutcome
 from jobrelay.services import Services
-from jobrelay.tx import Tx, transaction
+from jobrelay.tx import transaction
+
+__all__ = ["RunAgain", "fail", "insufficient_tokens", "run"]
 
 logger = logging.getLogger(__name__)
 MISSING_ROW_RETRIES = 5
@@ -40,6 +44,11 @@ class RunAgain:
     delay: float
 
 
+def _starts(registry: dict[str, KindRunner]) -> str:
+    """The claim's map of the kinds this worker runs to how each one starts."""
+    return batch_db.dumps({k: [r.start_progress, r.start_message] for k, r in registry.items()})
+
+
 async def run(
     services: Services,
     registry: dict[str, KindRunner],
@@ -47,46 +56,65 @@ async def run(
     *,
     delivery: int,
 ) -> RunAgain | None:
-    async with services.reads.connect() as conn:
-        row = await jobs_db.get_job(conn, job_id)
-    if row is None:
+    runtime = runtime_of(services)
+    claimed = await runtime.writes.claim(job_id, _starts(registry))
+    outcome = claimed.outcome
+    if outcome is ClaimOutcome.CLAIMED and claimed.job is not None:
+        owner = None
+        if claimed.owner_tokens is not None:
+            owner = Owner(int(claimed.owner_tokens), claimed.owner_subscription_expires_at)
+        return await _execute(services, registry[claimed.job.kind], claimed.job, owner)
+    if outcome is ClaimOutcome.MISSING:
         return RunAgain(0.2) if delivery < MISSING_ROW_RETRIES else None
-    runner = registry.get(row.kind)
-    if runner is None:
-        logger.error("job %s has kind %s, which this worker cannot run", job_id, row.kind)
+    if outcome is ClaimOutcome.UNKNOWN_KIND:
+        logger.error("job %s has a kind this worker cannot run", job_id)
         return RunAgain(30.0)
-    claimed = await claim_job(services, job_id, runner)
-    if isinstance(claimed, Unclaimed):
-        if claimed is Unclaimed.MISSING and delivery < MISSING_ROW_RETRIES:
-            return RunAgain(0.2)
-        return None
-    return await _execute(services, runner, claimed)
+    if outcome is ClaimOutcome.UNKNOWN:
+        # The claim committed but its answer was lost: run it again once that lease runs out.
+        return RunAgain(services.settings.lease_seconds + 1.0)
+    if outcome is ClaimOutcome.EXHAUSTED:
+        async with services.reads.connect() as conn:
+            row = await jobs_db.get_job(conn, job_id)
+        runner = registry.get(row.kind) if row is not None else None
+        if runner is not None:
+            slow = await claim_job(services, job_id, runner)
+            if isinstance(slow, Claim):
+                return await _execute(services, runner, slow.job, None)
+    return None
 
 
-async def _execute(services: Services, runner: KindRunner, claim: Claim) -> RunAgain | None:
-    ctx = RunContext(services, claim.job)
+async def _execute(
+    services: Services, runner: KindRunner, job: JobRow, owner: Owner | None
+) -> RunAgain | None:
+    ctx = RunContext(services, job, owner)
+    leases = runtime_of(services).leases
     lost = asyncio.Event()
-    heartbeat = asyncio.create_task(_heartbeat(ctx, asyncio.current_task(), lost))
+    body = asyncio.current_task()
+
+    def on_lost() -> None:
+        lost.set()
+        if body is not None:
+            body.cancel()
+
+    leases.hold(ctx.job_id, ctx.attempt, on_lost)
     again: RunAgain | None = None
     try:
-        remaining = _seconds_left(claim.job.deadline_at)
+        remaining = _seconds_left(job.deadline_at)
         async with asyncio.timeout(remaining):
             outcome = await runner.handler(ctx)
-        heartbeat.cancel()
+        leases.release(ctx.job_id, ctx.attempt)
         await _finish(ctx, outcome)
     except JobGone:
         logger.info("job %s: canceled or taken over, stopping", ctx.job_id)
     except JobFailed as exc:
         await _store_pending(ctx)
-        await fail(services, ctx.job_id, ctx.attempt, exc.code, exc.message)
+        await _fail(ctx, exc.code, exc.message)
     except TimeoutError:
         await _store_pending(ctx)
-        await fail(
-            services,
-            ctx.job_id,
-            ctx.attempt,
+        await _fail(
+            ctx,
             "timeout",
-            f"The job did not finish within its deadline of {claim.job.deadline_seconds} s.",
+            f"The job did not finish within its deadline of {job.deadline_seconds} s.",
         )
     except asyncio.CancelledError:
         task = asyncio.current_task()
@@ -94,6 +122,7 @@ async def _execute(services: Services, runner: KindRunner, claim: Claim) -> RunA
             task.uncancel()
             logger.info("job %s: canceled or taken over, stopped", ctx.job_id)
             return None
+        leases.release(ctx.job_id, ctx.attempt)
         await _on_cancelled(ctx)
         raise
     except TransientError as exc:
@@ -106,10 +135,8 @@ async def _execute(services: Services, runner: KindRunner, claim: Claim) -> RunA
         again = await _retry_or_fail(ctx, "job_error", f"{type(exc).__name__}: {exc}")
         return again
     finally:
+        leases.release(ctx.job_id, ctx.attempt)
         ctx.discard()
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
         await ctx.end_output(starting_over=again is not None)
     return None
 
@@ -120,36 +147,17 @@ def _seconds_left(deadline_at: dt.datetime | None) -> float | None:
     return max(0.0, (deadline_at - dt.datetime.now(dt.UTC)).total_seconds())
 
 
-async def _heartbeat(ctx: RunContext, body: asyncio.Task[Any] | None, lost: asyncio.Event) -> None:
-    """Renew the lease while the body runs; if the job is gone, stop the body."""
-    interval = max(0.5, ctx.settings.lease_seconds / 3)
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            async with ctx.services.engine.begin() as conn:
-                alive = await jobs_db.renew_lease(
-                    conn, ctx.job_id, attempt=ctx.attempt, seconds=ctx.settings.lease_seconds
-                )
-        except Exception as exc:
-            logger.warning("job %s: lease renewal failed: %s", ctx.job_id, exc)
-            continue
-        if not alive and body is not None:
-            lost.set()
-            body.cancel()
-            return
-
-
 async def _finish(ctx: RunContext, outcome: Outcome) -> None:
-    """Store the outcome in one transaction with the steps still waiting to be stored."""
+    """Store the outcome after the steps the body reported (in the same flush when they are
+    still waiting); a completion takes its token charge in the same statement."""
     services = ctx.services
-    await ctx.settle()
     if outcome.detach:
+        await ctx.settle()
         async with transaction(services) as tx:
-            current = await ctx.store_pending(tx) or ctx.job
             row = await lifecycle.report_progress(
                 tx,
                 ctx.job_id,
-                progress=int(current.progress),
+                progress=int(ctx.job.progress),
                 message=outcome.message,
                 where=[jobs_db.is_attempt(ctx.attempt)],
                 values={"lease_expires_at": None, **(outcome.detach_values or {})},
@@ -157,36 +165,24 @@ async def _finish(ctx: RunContext, outcome: Outcome) -> None:
         if row is None:
             raise JobGone()
         return
-    result = with_output(outcome.result, await ctx.close_output())
-    try:
-        async with transaction(services) as tx:
-            await ctx.store_pending(tx)
-            row = await lifecycle.move(
-                tx,
-                ctx.job_id,
-                JobStatus.COMPLETED,
-                message=outcome.message,
-                values={"result": result, "progress": 100, "error": None},
-                where=[jobs_db.is_attempt(ctx.attempt)],
-                max_running_per_user=services.settings.max_running_per_user,
-            )
-            if row is not None and outcome.charge_tokens:
-                await _charge(tx, row.user_id, outcome.charge_tokens)
-    except JobFailed as exc:
-        await fail(services, ctx.job_id, ctx.attempt, exc.code, exc.message)
-
-
-async def _charge(tx: Tx, user_id: int, amount: int) -> None:
-    if await users_db.charge_tokens(tx.conn, user_id=user_id, amount=amount) is None:
-        user = await users_db.get_user(tx.conn, user_id)
-        raise insufficient_tokens(int(user.tokens) if user else 0, amount)
-
-
-def insufficient_tokens(balance: int, cost: int) -> JobFailed:
-    return JobFailed(
-        "insufficient_tokens",
-        f"This job costs {cost} tokens and the balance is {balance}.",
+    ending = batch_db.Ending(
+        ctx.job_id,
+        ctx.attempt,
+        "completed",
+        outcome.message,
+        result=with_output(outcome.result, await ctx.close_output()),
+        charge=outcome.charge_tokens,
     )
+    await runtime_of(services).writes.end(ending, after=ctx.outstanding)
+
+
+async def _fail(ctx: RunContext, code: str, message: str) -> None:
+    """End this attempt's job as failed, through the write buffer."""
+    ending = batch_db.Ending(
+        ctx.job_id, ctx.attempt, "failed", message, error={"code": code, "message": message}
+    )
+    with contextlib.suppress(JobGone):
+        await runtime_of(ctx.services).writes.end(ending, after=[])
 
 
 async def fail(
@@ -209,13 +205,7 @@ async def fail(
 
 async def _retry_or_fail(ctx: RunContext, code: str, message: str) -> RunAgain | None:
     if ctx.attempt >= int(ctx.job.max_attempts):
-        await fail(
-            ctx.services,
-            ctx.job_id,
-            ctx.attempt,
-            code,
-            f"{message} (gave up after {ctx.attempt} attempts)",
-        )
+        await _fail(ctx, code, f"{message} (gave up after {ctx.attempt} attempts)")
         return None
     settings = ctx.settings
     delay = backoff_delay(ctx.attempt, base=settings.retry_base_delay, cap=settings.retry_max_delay)
@@ -236,9 +226,6 @@ async def _store_pending(ctx: RunContext) -> None:
     """Steps the body reported before it ended are stored before its outcome: none is dropped."""
     try:
         await ctx.settle()
-        if ctx.has_pending:
-            async with transaction(ctx.services) as tx:
-                await ctx.store_pending(tx)
     except JobGone:
         ctx.discard()
     except Exception as exc:
