@@ -48,24 +48,40 @@ class ResilientWorker(Worker):
     _outage_logged: float = 0.0
     _start_script: Any = None
 
+    async def main(self) -> None:
+        """ARQ connects once as it starts and gives up after `conn_retries`, ending the process;
+        a worker that starts while Redis is down (restarting, failing over) waits for it instead,
+        as it does once running. Starting again is harmless: the pool and the services opened
+        before the failure are kept."""
+        while True:
+            try:
+                await super().main()
+                return
+            except (RedisError, OSError) as exc:
+                await self._wait_out(exc, "connecting again")
+
     async def _poll_iteration(self) -> None:
         try:
             await super()._poll_iteration()
         except (RedisError, OSError) as exc:
-            now = time.monotonic()
-            if self._outage_since is None:
-                self._outage_since = now
-            if now - self._outage_logged >= LOG_EVERY_SECONDS:
-                self._outage_logged = now
-                logger.warning(
-                    "Redis unavailable for %.0f s, polling again: %s", now - self._outage_since, exc
-                )
-            await asyncio.sleep(OUTAGE_PAUSE_SECONDS)
+            await self._wait_out(exc, "polling again")
             return
         if self._outage_since is not None:
             logger.info("Redis is back after %.1f s", time.monotonic() - self._outage_since)
             self._outage_since = None
             self._outage_logged = 0.0
+
+    async def _wait_out(self, exc: BaseException, doing: str) -> None:
+        """Log an outage now and then (not on every failed call), then pause."""
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+        if now - self._outage_logged >= LOG_EVERY_SECONDS:
+            self._outage_logged = now
+            logger.warning(
+                "Redis unavailable for %.0f s, %s: %s", now - self._outage_since, doing, exc
+            )
+        await asyncio.sleep(OUTAGE_PAUSE_SECONDS)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """ARQ's `start_jobs`, with the jobs that have a free slot marked in progress in one

@@ -1,18 +1,24 @@
 """Every command that talks to PostgreSQL or Redis itself answers an unreachable or refusing
-server with one line on stderr and exit code 3, never a traceback."""
+server with one line on stderr and exit code 3, never a traceback; the worker, a server, waits
+for Redis instead."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
 from jobrelay.cli.exit_codes import ExitCode
 from jobrelay.embedded import free_tcp_port
 from tests.conftest import Stack
-from tests.support.processes import base_env, run_cli
+from tests.reliability.servers import PrivateRedis
+from tests.support.backends import Backends, clone_database, drop_database
+from tests.support.processes import Proc, base_env, run_cli, worker_process
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +97,36 @@ def test_a_database_that_refuses_the_login(
     assert "no_such_database" in result.stderr
 
 
-def test_a_refused_redis_connection(refusing_port: int, stack: Stack) -> None:
-    """The worker is the command that cannot do without Redis (the others reach it lazily)."""
-    env = base_env({**stack.env, "JOBRELAY_REDIS_URL": f"redis://127.0.0.1:{refusing_port}/0"})
-    result = run_cli(["worker"], env)
-    _assert_one_clean_line(result)
-    assert "Redis" in result.stderr
+async def test_a_worker_started_while_redis_is_down_waits_for_it(
+    backends: Backends, template_database: str, settings_env: dict[str, str]
+) -> None:
+    """The other commands reach Redis lazily; the worker is a server, and one started while Redis
+    refuses (restarting, failing over) says so now and then in one line and starts serving as
+    soon as Redis answers, instead of exiting."""
+    name, database_url = await clone_database(backends.postgres_admin_url, template_database)
+    redis = PrivateRedis()
+    env = base_env(
+        {**settings_env, "JOBRELAY_DATABASE_URL": database_url, "JOBRELAY_REDIS_URL": redis.url}
+    )
+    worker = worker_process(env).start()
+    try:
+        await _wait_for(lambda: "Redis unavailable" in worker.log(), worker)
+        redis.start()
+        probe = Redis.from_url(redis.url)
+        try:
+            await _wait_for(lambda: bool(probe.keys("*health-check*")), worker)
+        finally:
+            probe.close()
+        assert "Traceback" not in worker.log()
+    finally:
+        worker.stop()
+        redis.stop()
+        await drop_database(backends.postgres_admin_url, name)
+
+
+async def _wait_for(condition: Callable[[], bool], worker: Proc, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert worker.alive(), worker.log()
+        assert time.monotonic() < deadline, worker.log()
+        await asyncio.sleep(0.2)

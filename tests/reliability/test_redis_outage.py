@@ -108,7 +108,8 @@ async def test_redis_restart_loses_no_job(
     probe.assert_only_successes_and_503()
     assert "unexpected error" not in stack.api.log()
     assert [p.pid for p in (*stack.workers, stack.api)] == pids
-    assert all(p.alive() for p in (*stack.workers, stack.api))
+    dead = [p for p in (*stack.workers, stack.api) if not p.alive()]
+    assert not dead, "\n\n".join(f"{p.name} exited:\n{p.log()[-3000:]}" for p in dead)
     report = await check_jobs(stack.env["JOBRELAY_DATABASE_URL"], accepted)
     report.assert_clean()
     assert report.by_status == {"completed": len(accepted)}, report.by_status
