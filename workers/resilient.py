@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from arq.connections import create_pool
 from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
@@ -48,18 +49,43 @@ class ResilientWorker(Worker):
     _outage_logged: float = 0.0
     _start_script: Any = None
 
+    async def main(self) -> None:
+        """ARQ's `main`, started again while Redis cannot be reached: a worker that starts (or
+        whose queue's worker starts, in a process serving several queues) during an outage
+        waits for Redis instead of ending the process. The poll loop rides out outages itself
+        (`_poll_iteration`), so what is retried here is the start: the pool, ARQ's INFO, startup.
+        """
+        while True:
+            try:
+                if self._pool is None:
+                    self._pool = await create_pool(
+                        self.redis_settings,
+                        job_deserializer=self.job_deserializer,
+                        job_serializer=self.job_serializer,
+                        default_queue_name=self.queue_name,
+                        expires_extra_ms=self.expires_extra_ms,
+                    )
+                await super().main()
+                return
+            except (TimeoutError, RedisError, OSError) as exc:
+                self._note_outage(exc)
+                await asyncio.sleep(OUTAGE_PAUSE_SECONDS)
+
+    def _note_outage(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+        if now - self._outage_logged >= LOG_EVERY_SECONDS:
+            self._outage_logged = now
+            logger.warning(
+                "Redis unavailable for %.0f s, polling again: %s", now - self._outage_since, exc
+            )
+
     async def _poll_iteration(self) -> None:
         try:
             await super()._poll_iteration()
         except (RedisError, OSError) as exc:
-            now = time.monotonic()
-            if self._outage_since is None:
-                self._outage_since = now
-            if now - self._outage_logged >= LOG_EVERY_SECONDS:
-                self._outage_logged = now
-                logger.warning(
-                    "Redis unavailable for %.0f s, polling again: %s", now - self._outage_since, exc
-                )
+            self._note_outage(exc)
             await asyncio.sleep(OUTAGE_PAUSE_SECONDS)
             return
         if self._outage_since is not None:
