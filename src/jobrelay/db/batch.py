@@ -161,7 +161,7 @@ FROM unnest($1::uuid[], $2::int[]) AS r(job_id, attempt)
 JOIN jobs j ON j.id = r.job_id
 JOIN users u ON u.id = j.user_id
 ORDER BY u.id, j.id
-FOR UPDATE OF j, u
+FOR NO KEY UPDATE OF j, u
 """
 
 
@@ -176,7 +176,9 @@ async def lock_for_ending(
     conn: AsyncConnection, jobs: Sequence[tuple[uuid.UUID, int]]
 ) -> dict[uuid.UUID, Locked]:
     """Lock the rows of jobs about to end and of their owners (in one order, so two flushes
-    cannot deadlock): the balances a token charge is checked against cannot change until commit."""
+    cannot deadlock): the balances a token charge is checked against cannot change until commit.
+    `NO KEY UPDATE`, the lock the updates take anyway: it does not block the key-share locks
+    that inserting a job takes on its owner (a `FOR UPDATE` here deadlocked with submissions)."""
     result = await conn.exec_driver_sql(
         _LOCK_FOR_ENDING, ([j for j, _ in jobs], [a for _, a in jobs])
     )

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 # Groups written at once: two lets one group commit while the next is being built.
 WRITERS = 2
 MAX_GROUP = 500
+RETRIES = 3
+_RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 
 @dataclass(eq=False)
@@ -60,7 +62,7 @@ class SubmitGroups:
             while self._queue:
                 group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
                 try:
-                    await self._write(group)
+                    await self._write_retrying(group)
                 except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
                     if len(group) == 1:
                         _fail(group, exc)
@@ -76,6 +78,21 @@ class SubmitGroups:
                         raise
         finally:
             self._writers -= 1
+
+    async def _write_retrying(self, group: list[_Waiting]) -> None:
+        """A group that PostgreSQL aborted to break a deadlock (or a serialization failure) is
+        written again: nothing of it was stored."""
+        for attempt in range(RETRIES):
+            try:
+                await self._write(group)
+                return
+            except sa_exc.DBAPIError as exc:
+                code = getattr(exc.orig, "sqlstate", None) or getattr(
+                    getattr(exc.orig, "__cause__", None), "sqlstate", None
+                )
+                if code not in _RETRYABLE or attempt == RETRIES - 1:
+                    raise
+                logger.warning("submit group aborted (%s), writing it again", code)
 
     async def _write(self, group: list[_Waiting]) -> None:
         async with transaction(self.services) as tx:
