@@ -207,5 +207,4 @@ def _event_id(value: str) -> int:
         raise Unprocessable(
             "Last-Event-ID must be the id of an event.", code="invalid_last_event_id"
         )
-    # Past the largest possible id (a bigint) there is nothing, as after the latest event.
-    return min(int(value), _MAX_EVENT_ID)
+    return int(value)
