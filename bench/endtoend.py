@@ -89,7 +89,8 @@ class Listener:
             message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is not None and message.get("type") == "pmessage":
                 event = json.loads(message["data"])
-                self.seen[str(event["job_id"])].append(int(event["id"]))
+                if event.get("id") is not None:  # live output has no id (and is not stored)
+                    self.seen[str(event["job_id"])].append(int(event["id"]))
 
     async def stop(self) -> None:
         await asyncio.sleep(0.3)  # the last publishes are still on the wire
