@@ -89,7 +89,7 @@ class Listener:
             message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is not None and message.get("type") == "pmessage":
                 event = json.loads(message["data"])
-                if "id" in event and "job_id" in event:  # live output frames carry neither
+                if event.get("id") is not None:  # live output has no id (and is not stored)
                     self.seen[str(event["job_id"])].append(int(event["id"]))
 
     async def stop(self) -> None:

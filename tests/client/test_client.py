@@ -264,11 +264,14 @@ def test_the_readme_example_runs(
     assert "Explain photosynthesis to a 10 year old" in printed
 
 
-def test_a_last_event_id_past_every_id_means_nothing_after_it(
-    stack: Stack, new_user: NewUser
-) -> None:
+def test_a_last_event_id_past_every_id_is_refused(stack: Stack, new_user: NewUser) -> None:
     with jobrelay.Client(stack.api_url, new_user()) as client:
         job = client.submit(PROMPT, {"manual_prompt": "far ahead"})
         client.wait(job.id, timeout=30)
-        assert client.stored_events(job.id, last_event_id=10**19) == []
-        assert list(client.events(job.id, last_event_id=10**19)) == []
+        with pytest.raises(jobrelay.ApiError) as listed:
+            client.stored_events(job.id, last_event_id=10**19)
+        with pytest.raises(jobrelay.ApiError) as streamed:
+            list(client.events(job.id, last_event_id=10**19))
+    for caught in (listed, streamed):
+        assert caught.value.status == 422
+        assert caught.value.code == "invalid_last_event_id"

@@ -207,10 +207,10 @@ async def test_stream_errors(make_user: MakeUser) -> None:
     assert bad.json()["error"]["code"] == "invalid_last_event_id"
     beyond = await owner.client.get(
         f"/v1/jobs/{job['id']}/events",
-        headers={"Accept": "application/json", "Last-Event-ID": "10000000000000000000"},
+        headers={"Accept": "text/event-stream", "Last-Event-ID": "10000000000000000000"},
     )
-    assert beyond.status_code == 200, beyond.text
-    assert beyond.json() == {"items": []}, "past the largest event id there is nothing"
+    assert beyond.status_code == 422, beyond.text
+    assert beyond.json()["error"]["code"] == "invalid_last_event_id"
     missing = await owner.client.get(
         f"/v1/jobs/{uuid.uuid4()}/events", headers={"Accept": "text/event-stream"}
     )

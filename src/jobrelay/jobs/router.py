@@ -201,10 +201,10 @@ def _event_id(value: str) -> int:
     value = value.strip()
     if not value:
         return 0
-    if not _EVENT_ID.fullmatch(value):
+    # Event ids are bigints: a larger number is no event's id (and PostgreSQL would refuse it
+    # mid-stream, after the 200 has been sent).
+    if not _EVENT_ID.fullmatch(value) or int(value) > _MAX_EVENT_ID:
         raise Unprocessable(
             "Last-Event-ID must be the id of an event.", code="invalid_last_event_id"
         )
-    # Event ids are bigints: past the largest one there is nothing, as after the latest event
-    # (and PostgreSQL would refuse the larger number mid-stream, after the 200 was sent).
-    return min(int(value), _MAX_EVENT_ID)
+    return int(value)
