@@ -431,6 +431,12 @@ def decode_event(sse: ServerSentEvent) -> Event | None:
         return None
 
 
+def _seen_before(event: Event, last_id: int | None) -> bool:
+    """A stored event at or before the last one handed out: a resumed stream may repeat one
+    (ids only grow), and a caller must never get an event twice."""
+    return event.id is not None and last_id is not None and event.id <= last_id
+
+
 def events(policy: Policy, job_id: str, last_event_id: int | None) -> Program[None]:
     """Emit the job's events from the SSE stream until the job ends.
 
@@ -473,6 +479,8 @@ def events(policy: Policy, job_id: str, last_event_id: int | None) -> Program[No
             if event is None:
                 continue
             received = True
+            if _seen_before(event, last_id):
+                continue
             if event.id is not None:
                 last_id = event.id
             if not event.is_output:
@@ -586,6 +594,8 @@ def _wait_streaming(
             if event is None:
                 continue
             received = True
+            if _seen_before(event, last_id):
+                continue
             if event.id is not None:
                 last_id = event.id
             if on_update is not None:
