@@ -8,8 +8,7 @@ A records file of any size goes in jobs of at most 1000 records, watched as one.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +20,6 @@ from jobrelay.cli.client import (
     ApiKeyOption,
     ApiUrlOption,
     CliError,
-    InputError,
     JsonOption,
     cli_errors,
     describe_detail,
@@ -40,7 +38,17 @@ from jobrelay.cli.records_file import (
 )
 from jobrelay.cli.render import make_console
 from jobrelay.cli.submit_kind import KindSubmitGroup
-from jobrelay.client import ApiError, Client, Job
+from jobrelay.cli.submit_options import (
+    Delivery,
+    IdempotencyOption,
+    MetadataOption,
+    UserIdOption,
+    WatchOption,
+    WebhookEventOption,
+    WebhookOption,
+    delivery_options,
+)
+from jobrelay.client import ApiError, Client
 
 submit_app = typer.Typer(
     name="submit",
@@ -53,85 +61,6 @@ submit_app = typer.Typer(
 RECORDS_PER_JOB = 1000
 
 _console = make_console()
-
-
-class WebhookEvent(StrEnum):
-    start = "start"
-    progress = "progress"
-    completed = "completed"
-
-
-WatchOption = Annotated[
-    bool, typer.Option("--watch", "-w", help="Follow the job live until it ends.")
-]
-WebhookOption = Annotated[
-    str | None,
-    typer.Option("--webhook", help="URL that receives the job, signed, on its events."),
-]
-WebhookEventOption = Annotated[
-    list[WebhookEvent] | None,
-    typer.Option(
-        "--webhook-event", help="Event that triggers the webhook (repeatable; default completed)."
-    ),
-]
-MetadataOption = Annotated[
-    list[str] | None,
-    typer.Option("--metadata", help="KEY=VALUE stored with the job (repeatable)."),
-]
-IdempotencyOption = Annotated[
-    str | None,
-    typer.Option("--idempotency-key", help="Resubmitting with the same key returns the same job."),
-]
-UserIdOption = Annotated[
-    int | None, typer.Option("--user-id", help="Submit on behalf of this user (admins).")
-]
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """The options every submit shares: who the job is for and who hears about it."""
-
-    webhook: str | None = None
-    webhook_events: list[str] = field(default_factory=list)
-    metadata: dict[str, str] = field(default_factory=dict)
-    user_id: int | None = None
-    idempotency_key: str | None = None
-
-    def submit(
-        self, client: Client, kind: str, job_input: dict[str, Any], idempotency_key: str | None
-    ) -> Job:
-        """Submit one job with these options."""
-        return client.submit(
-            kind,
-            job_input,
-            idempotency_key=idempotency_key,
-            webhook=self.webhook or None,
-            webhook_events_filter=self.webhook_events or None,
-            metadata=self.metadata or None,
-            user_id=self.user_id,
-        )
-
-
-def _delivery(
-    webhook: str | None,
-    webhook_events: list[WebhookEvent] | None,
-    metadata: list[str] | None,
-    user_id: int | None,
-    idempotency_key: str | None,
-) -> Delivery:
-    pairs: dict[str, str] = {}
-    for item in metadata or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--metadata {item!r}: expected KEY=VALUE")
-        pairs[key.strip()] = value
-    return Delivery(
-        webhook=webhook,
-        webhook_events=[event.value for event in webhook_events or []],
-        metadata=pairs,
-        user_id=user_id,
-        idempotency_key=idempotency_key or None,
-    )
 
 
 def _submit_one(
@@ -179,7 +108,7 @@ def submit_prompt(
 ) -> None:
     """Generate an enhanced AI prompt from TEXT (kind prompt.generate)."""
     manual_prompt = sys.stdin.read() if text == "-" else text
-    delivery = _delivery(webhook, webhook_event, metadata, user_id, idempotency_key)
+    delivery = delivery_options(webhook, webhook_event, metadata, user_id, idempotency_key)
     _submit_one(
         api_url,
         api_key,
@@ -238,7 +167,7 @@ def submit_quiz(
         "extra_instructions": instructions,
     }
     quiz_input.update({key: value for key, value in optional.items() if value is not None})
-    delivery = _delivery(webhook, webhook_event, metadata, user_id, idempotency_key)
+    delivery = delivery_options(webhook, webhook_event, metadata, user_id, idempotency_key)
     _submit_one(
         api_url,
         api_key,
@@ -409,7 +338,7 @@ def submit_ingest(
 
     With --idempotency-key K the jobs carry keys K:1, K:2, ..., so resubmitting returns them.
     """
-    delivery = _delivery(webhook, webhook_event, metadata, user_id, idempotency_key)
+    delivery = delivery_options(webhook, webhook_event, metadata, user_id, idempotency_key)
     rows, ignored = read_records(file)
     if ignored:
         err_console.print(f"[yellow]ignoring columns:[/] {', '.join(ignored)}")

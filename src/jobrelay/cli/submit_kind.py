@@ -28,6 +28,15 @@ from jobrelay.cli.client import (
 )
 from jobrelay.cli.follow import watch_and_report
 from jobrelay.cli.render import make_console
+from jobrelay.cli.submit_options import (
+    IdempotencyOption,
+    MetadataOption,
+    UserIdOption,
+    WatchOption,
+    WebhookEventOption,
+    WebhookOption,
+    delivery_options,
+)
 
 __all__ = ["KindSubmitGroup", "kinds_command"]
 
@@ -53,16 +62,6 @@ def parse_input(value: str) -> dict[str, Any]:
     return parsed
 
 
-def _metadata(items: list[str] | None) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--metadata {item!r}: expected KEY=VALUE")
-        pairs[key.strip()] = value
-    return pairs
-
-
 @cli_errors
 def submit_kind(
     ctx: typer.Context,
@@ -75,33 +74,12 @@ def submit_kind(
             metavar="JSON|@FILE",
         ),
     ],
-    watch: Annotated[
-        bool, typer.Option("--watch", "-w", help="Follow the job live until it ends.")
-    ] = False,
-    webhook: Annotated[
-        str | None,
-        typer.Option("--webhook", help="URL that receives the job, signed, on its events."),
-    ] = None,
-    webhook_event: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--webhook-event",
-            help="start, progress or completed (repeatable; default completed).",
-        ),
-    ] = None,
-    metadata: Annotated[
-        list[str] | None,
-        typer.Option("--metadata", help="KEY=VALUE stored with the job (repeatable)."),
-    ] = None,
-    idempotency_key: Annotated[
-        str | None,
-        typer.Option(
-            "--idempotency-key", help="Resubmitting with the same key returns the same job."
-        ),
-    ] = None,
-    user_id: Annotated[
-        int | None, typer.Option("--user-id", help="Submit on behalf of this user (admins).")
-    ] = None,
+    watch: WatchOption = False,
+    webhook: WebhookOption = None,
+    webhook_event: WebhookEventOption = None,
+    metadata: MetadataOption = None,
+    idempotency_key: IdempotencyOption = None,
+    user_id: UserIdOption = None,
     json_output: JsonOption = False,
     api_url: ApiUrlOption = None,
     api_key: ApiKeyOption = None,
@@ -110,15 +88,8 @@ def submit_kind(
     kind = str(ctx.info_name)
     job_input = parse_input(input_value)
     with open_client(api_url, api_key) as api:
-        submitted = api.submit(
-            kind,
-            job_input,
-            idempotency_key=idempotency_key or None,
-            webhook=webhook or None,
-            webhook_events_filter=webhook_event or None,
-            metadata=_metadata(metadata) or None,
-            user_id=user_id,
-        )
+        delivery = delivery_options(webhook, webhook_event, metadata, user_id, idempotency_key)
+        submitted = delivery.submit(api, kind, job_input, delivery.idempotency_key)
         job = submitted.to_dict()
         job_id = submitted.id
         if not json_output:

@@ -423,7 +423,9 @@ def decode_event(sse: ServerSentEvent) -> Event | None:
         return None
     if not isinstance(data, dict) or "type" not in data:
         return None
-    if data.get("id") is None and sse.id and sse.id.isdigit():
+    # SSE keeps the last `id:` for the frames after it; live output is sent without one and is
+    # no stored event, so it never takes that id.
+    if data.get("id") is None and data["type"] != "output" and sse.id and sse.id.isdigit():
         data = {**data, "id": int(sse.id)}
     try:
         return Event.from_dict(data)
@@ -434,7 +436,9 @@ def decode_event(sse: ServerSentEvent) -> Event | None:
 def _seen_before(event: Event, last_id: int | None) -> bool:
     """A stored event at or before the last one handed out: a resumed stream may repeat one
     (ids only grow), and a caller must never get an event twice."""
-    return event.id is not None and last_id is not None and event.id <= last_id
+    return (
+        not event.is_output and event.id is not None and last_id is not None and event.id <= last_id
+    )
 
 
 def events(policy: Policy, job_id: str, last_event_id: int | None) -> Program[None]:
