@@ -31,16 +31,27 @@ def encode_event(event: dict[str, Any]) -> str:
     return EventOut.model_validate(event).model_dump_json()
 
 
-async def publish(redis: Redis, events: Sequence[dict[str, Any]]) -> None:
-    if not events:
-        return
+Command = tuple[Any, ...]  # a Redis command and its arguments, as `execute_command` takes them
+
+
+async def publish(
+    redis: Redis, events: Sequence[dict[str, Any]], *, before: Sequence[Command] = ()
+) -> BaseException | None:
+    """Publish the events in one pipeline, after the commands `before` (live output of the same
+    jobs, so it reaches listeners ahead of their later events); the Redis error, if any."""
+    if not events and not before:
+        return None
     try:
         async with redis.pipeline(transaction=False) as pipe:
+            for command in before:
+                pipe.execute_command(*command)
             for event in events:
                 pipe.publish(channel(event["job_id"]), encode_event(event))
             await pipe.execute()
     except (RedisError, OSError) as exc:
-        logger.warning("could not publish %d events: %s", len(events), exc)
+        logger.warning("could not publish %d events: %s", len(events) + len(before), exc)
+        return exc
+    return None
 
 
 @asynccontextmanager

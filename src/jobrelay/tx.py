@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,9 +57,12 @@ async def transaction(services: Services) -> AsyncIterator[Tx]:
     await after_commit(services, tx)
 
 
-async def after_commit(services: Services, tx: Tx) -> None:
-    """Publish, enqueue and count what a committed transaction recorded."""
-    await broadcast.publish(services.redis, tx.events)
+async def after_commit(
+    services: Services, tx: Tx, *, before: Sequence[broadcast.Command] = ()
+) -> BaseException | None:
+    """Publish, enqueue and count what a committed transaction recorded; the commands `before`
+    go first in the publishing pipeline, whose Redis error (if any) is returned."""
+    failed = await broadcast.publish(services.redis, tx.events, before=before)
     try:
         for job_id in tx.abort:
             await services.queue.abort(job_id)
@@ -74,3 +77,4 @@ async def after_commit(services: Services, tx: Tx) -> None:
     await counters.count_job_changes(services.redis, tx.changes)
     for hook in tx.after:
         await hook()
+    return failed

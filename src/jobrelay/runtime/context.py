@@ -144,7 +144,7 @@ class RunContext:
     def live_output(self) -> LiveOutput:
         if self._output is None:
             self._output = LiveOutput(
-                self.services.redis,
+                runtime_of(self.services).writes.redis,
                 self.job_id,
                 self.attempt,
                 max_chars=self.settings.output_live_max_chars,

@@ -20,13 +20,13 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from jobrelay.broadcast import channel
+from jobrelay.broadcast import Command, channel
 
 logger = logging.getLogger(__name__)
 
@@ -58,19 +58,44 @@ def with_output(result: dict[str, Any] | None, text: str) -> dict[str, Any]:
     return stored
 
 
+Send = Callable[[list[Command]], Awaitable[None]]
+
+
+def redis_sender(redis: Redis) -> Send:
+    """Send commands straight to Redis, one pipeline each, in the order they were given (the
+    worker sends them with its write buffer's publishes instead: `WriteBuffer.redis`)."""
+    lock = asyncio.Lock()
+
+    async def execute(commands: list[Command]) -> None:
+        async with lock, redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            await pipe.execute()
+
+    def send(commands: list[Command]) -> Awaitable[None]:
+        # A task starts (and queues on the lock) in creation order: sends keep their order.
+        return asyncio.ensure_future(execute(commands))
+
+    return send
+
+
 class LiveOutput:
-    """The output of one attempt of one job, written by its body through the job context."""
+    """The output of one attempt of one job, written by its body through the job context.
+
+    `send` takes the commands at once (their order is kept) and reports later whether Redis
+    took them, so the body never waits on Redis: what was sent is counted as sent, and a failed
+    send makes the next one rewrite the live copy and publish again from where it failed."""
 
     def __init__(
         self,
-        redis: Redis,
+        send: Send,
         job_id: uuid.UUID,
         attempt: int,
         *,
         max_chars: int,
         ttl_seconds: int,
     ) -> None:
-        self.redis = redis
+        self.send = send
         self.job_id = job_id
         self.attempt = attempt
         self.max_chars = max(1, max_chars)
@@ -79,10 +104,11 @@ class LiveOutput:
         self._text = ""
         self._published = 0  # characters of this generation sent to Redis
         self._stored = 0  # characters of this generation kept in Redis
-        self._fresh = True  # this generation has not been announced to Redis yet
+        self._fresh = True  # the live copy is to be written whole (new generation, or a failure)
+        self._announced = False  # this attempt has sent something
         self._last_flush = 0.0
         self._timer: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
+        self._sending: set[asyncio.Future[None]] = set()
 
     @property
     def text(self) -> str:
@@ -92,7 +118,7 @@ class LiveOutput:
     @property
     def touched(self) -> bool:
         """Whether this attempt ever sent output (so a retry has something to start over)."""
-        return self.restarts > 0 or self._published > 0 or not self._fresh
+        return self.restarts > 0 or self._announced
 
     def append(self, text: str) -> None:
         """Add text; it is published within `OUTPUT_INTERVAL` seconds, with what follows it."""
@@ -114,24 +140,33 @@ class LiveOutput:
         await self.flush(announce=True)
 
     async def close(self) -> str:
-        """Publish what is still waiting; the full text of this attempt."""
+        """Send what is still waiting (without waiting for Redis); the full text of this attempt."""
         await self._cancel_timer()
-        await self.flush()
+        self._submit(announce=False)
         return self._text
 
     async def end(self, *, starting_over: bool) -> None:
-        """The attempt is over: forget the live copy. With `starting_over` (the job runs again)
-        clients are told that the output starts over, if there was any."""
+        """The attempt is over: forget the live copy (without waiting for Redis). With
+        `starting_over` (the job runs again) clients are told that the output starts over, if
+        there was any."""
         await self._cancel_timer()
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(text_key(self.job_id), meta_key(self.job_id))
-                if starting_over and self.touched:
-                    # Announced as the next attempt's empty beginning.
-                    pipe.publish(channel(self.job_id), self._message("", 0, (self.attempt + 1, 0)))
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            logger.warning("job %s: could not clear its live output: %s", self.job_id, exc)
+        commands: list[Command] = [("DEL", text_key(self.job_id), meta_key(self.job_id))]
+        if starting_over and self.touched:
+            # Announced as the next attempt's empty beginning.
+            message = self._message("", 0, (self.attempt + 1, 0))
+            commands.append(("PUBLISH", channel(self.job_id), message))
+        self._track(self.send(commands), offset=None)
+
+    async def sent(self) -> None:
+        """Wait until Redis has answered for everything sent so far."""
+        while self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+    async def flush(self, *, announce: bool = False) -> None:
+        """Send the text appended since the last flush and wait for Redis's answer."""
+        sending = self._submit(announce=announce)
+        if sending is not None:
+            await asyncio.gather(asyncio.shield(sending), return_exceptions=True)
 
     async def _flush_after(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -148,45 +183,57 @@ class LiveOutput:
         attempt, restart = generation or (self.attempt, self.restarts)
         return json.dumps({**client_event(text, offset), "attempt": attempt, "restart": restart})
 
-    async def flush(self, *, announce: bool = False) -> None:
-        """Send the text appended since the last flush to Redis: append it to the live copy
-        and publish it. On a Redis error the same text is tried again at the next flush."""
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            self._last_flush = loop.time()
-            offset = self._published
-            total = len(self._text)
-            piece = self._text[offset:]
-            if not piece and not announce:
-                return
-            keys = (text_key(self.job_id), meta_key(self.job_id))
+    def _submit(self, *, announce: bool) -> asyncio.Future[None] | None:
+        """Send the text appended since the last send: into the live copy (whole, when it is
+        new, was lost, or outgrew its bound; else appended) and published."""
+        self._last_flush = asyncio.get_running_loop().time()
+        offset = self._published
+        total = len(self._text)
+        piece = self._text[offset:]
+        if not piece and not announce:
+            return None
+        keys = (text_key(self.job_id), meta_key(self.job_id))
+        commands: list[Command] = []
+        if self._fresh or self._stored + len(piece) > self.max_chars:
+            # Keep the last half of the bound when trimming, so trimming is rare.
+            kept = self._text if total <= self.max_chars else self._text[-self.max_chars // 2 :]
+            commands += [
+                ("DEL", *keys),
+                ("SET", keys[0], kept),
+                ("HSET", keys[1], "attempt", self.attempt, "restart", self.restarts,
+                 "start", total - len(kept)),
+            ]  # fmt: skip
+            stored = len(kept)
+        else:
+            commands.append(("APPEND", keys[0], piece))
             stored = self._stored + len(piece)
-            try:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    if self._fresh:
-                        pipe.delete(*keys)
-                        pipe.hset(
-                            keys[1],
-                            mapping={"attempt": self.attempt, "restart": self.restarts, "start": 0},
-                        )
-                    if stored > self.max_chars:
-                        # Keep the last half of the bound, so trimming is rare.
-                        kept = self._text[-max(1, self.max_chars // 2) :]
-                        pipe.set(keys[0], kept)
-                        pipe.hset(keys[1], "start", str(total - len(kept)))
-                        stored = len(kept)
-                    elif piece:
-                        pipe.append(keys[0], piece)
-                    pipe.expire(keys[0], self.ttl_seconds)
-                    pipe.expire(keys[1], self.ttl_seconds)
-                    pipe.publish(channel(self.job_id), self._message(piece, offset))
-                    await pipe.execute()
-            except (RedisError, OSError) as exc:
-                logger.warning("job %s: could not publish its output: %s", self.job_id, exc)
+        commands += [
+            ("EXPIRE", keys[0], self.ttl_seconds),
+            ("EXPIRE", keys[1], self.ttl_seconds),
+            ("PUBLISH", channel(self.job_id), self._message(piece, offset)),
+        ]
+        self._published, self._stored, self._fresh = total, stored, False
+        self._announced = True
+        return self._track(self.send(commands), offset=offset)
+
+    def _track(self, sending: Awaitable[None], *, offset: int | None) -> asyncio.Future[None]:
+        future = asyncio.ensure_future(sending)
+        self._sending.add(future)
+        generation = self.restarts
+
+        def done(future: asyncio.Future[None]) -> None:
+            self._sending.discard(future)
+            exc = None if future.cancelled() else future.exception()
+            if exc is None:
                 return
-            self._published = total
-            self._stored = stored
-            self._fresh = False
+            logger.warning("job %s: could not publish its output: %s", self.job_id, exc)
+            if offset is not None and generation == self.restarts:
+                # Sent again, whole, with the next piece.
+                self._published = min(self._published, offset)
+                self._fresh = True
+
+        future.add_done_callback(done)
+        return future
 
 
 @dataclass(frozen=True)

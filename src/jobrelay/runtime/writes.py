@@ -35,6 +35,8 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
+from jobrelay import broadcast
+from jobrelay.broadcast import Command
 from jobrelay.db import batch as batch_db
 from jobrelay.db.jobs import ChangedJob, JobRow
 from jobrelay.runtime.errors import JobGone, insufficient_tokens
@@ -104,6 +106,14 @@ class EndOp(_Op):
     after: list[asyncio.Future[Any]] = field(default_factory=list)
 
 
+@dataclass(eq=False)
+class RedisOp(_Op):
+    """Redis commands (live output) sent in the pipeline that publishes the next flush's events,
+    ahead of them, in the order they were given."""
+
+    commands: list[Command]
+
+
 class _Uncertain(Exception):
     """COMMIT was sent and no answer came back."""
 
@@ -168,13 +178,22 @@ class WriteBuffer:
         self._add(EndOp(future, ending, after))
         return future
 
+    def redis(self, commands: list[Command]) -> asyncio.Future[None]:
+        """Send Redis commands with the next flush's publishes, ahead of the events of the
+        operations added after them; the future fails with the Redis error, if any."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._add(RedisOp(future, commands))
+        return future
+
     async def close(self) -> None:
         """Write what waits, then stop."""
         self._closed = True
         if self._task is not None:
             self._wake.set()
             self._full.set()
-            if self._queue and not self._task.done():
+            # Waits for a flush in progress too: cancelled inside its Redis pipeline, the
+            # cancellation could be taken for a Redis timeout and lost.
+            if not self._drained.is_set() and not self._task.done():
                 await self._drained.wait()
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -229,6 +248,25 @@ class WriteBuffer:
                 self._drained.set()
 
     async def _flush(self, batch: list[_Op]) -> None:
+        sends = [op for op in batch if isinstance(op, RedisOp)]
+        writes = [op for op in batch if not isinstance(op, RedisOp)]
+        tx = await self._write_all(writes) if writes else None
+        commands = [command for op in sends for command in op.commands]
+        if tx is None:
+            failed = await broadcast.publish(self.services.redis, [], before=commands)
+        else:
+            failed = await after_commit(self.services, tx, before=commands)
+        for op in sends:
+            if op.future.done():
+                continue
+            if failed is None:
+                op.future.set_result(None)
+            else:
+                op.future.set_exception(failed)
+
+    async def _write_all(self, batch: list[_Op]) -> Tx | None:
+        """Write the batch, retrying; each operation's future gets its outcome. The committed
+        transaction, for its after-commit work (None when nothing committed or it is unknown)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_seconds
         delay = 0.05
@@ -241,20 +279,20 @@ class WriteBuffer:
                 if committed:
                     logger.warning("write buffer: COMMIT's answer lost; it did commit")
                     _resolve_unknown(batch)
-                    return
+                    return None
                 if committed is None:
                     _fail(
                         batch,
                         RuntimeError(f"could not learn whether a flush committed: {uncertain}"),
                     )
-                    return
+                    return None
             except _NOT_RETRYABLE as exc:
                 _fail(batch, exc)
-                return
+                return None
             except Exception as exc:
                 if loop.time() >= deadline:
                     _fail(batch, exc)
-                    return
+                    return None
                 logger.warning("write buffer: flush failed, retrying: %s", exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
@@ -266,7 +304,7 @@ class WriteBuffer:
                 op.future.set_exception(result)
             else:
                 op.future.set_result(result)
-        await after_commit(self.services, tx)
+        return tx
 
     async def _committed(self, xid: int, deadline: float) -> bool | None:
         loop = asyncio.get_running_loop()
