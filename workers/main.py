@@ -178,7 +178,7 @@ class WorkerSettings:
     on_shutdown = shutdown
     redis_settings = _options.get("redis_settings")
     queue_name = _options.get("queue_name")
-    max_jobs = _options.get("max_jobs", 50)
+    max_jobs = _options.get("max_jobs", 200)
     poll_delay = _options.get("poll_delay", 0.05)
     keep_result = 0
     allow_abort_jobs = True

@@ -39,9 +39,9 @@ class Settings(BaseSettings):
     max_wait_seconds: int = Field(default=60, ge=0, le=60)
 
     # Worker.
-    worker_max_jobs: int = Field(default=50, ge=1)
+    worker_max_jobs: int = Field(default=200, ge=1)
     worker_poll_delay: float = Field(default=0.05, gt=0)
-    worker_queue_read_limit: int = Field(default=200, ge=1)
+    worker_queue_read_limit: int = Field(default=1000, ge=1)
     lease_seconds: int = Field(default=30, ge=2)
     # The write buffer: a worker's claims, steps and endings wait at most this long (or until
     # this many wait) to share one transaction; a failed flush is retried for this long.
