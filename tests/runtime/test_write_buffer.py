@@ -9,19 +9,22 @@ import json
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from jobrelay.broadcast import CHANNEL_PREFIX
+from jobrelay.broadcast import CHANNEL_PREFIX, Command, channel
 from jobrelay.config import Settings
 from jobrelay.db import batch as batch_db
 from jobrelay.db.migrate import upgrade
 from jobrelay.runtime import runner
 from jobrelay.runtime.context import RunContext
 from jobrelay.runtime.errors import JobGone
+from jobrelay.runtime.output import LiveOutput, meta_key, read_snapshot, redis_sender, text_key
 from jobrelay.runtime.process import runtime_of
 from jobrelay.runtime.registry import KindRunner, Outcome
 from jobrelay.runtime.writes import ClaimOutcome, EndOutcome
@@ -252,3 +255,103 @@ async def test_a_flush_cut_by_a_postgres_restart_loses_and_duplicates_nothing(
         if services is not None:
             await services.close()
         server.stop()
+
+
+async def _write_words(ctx: RunContext) -> Outcome:
+    for number in range(5):
+        await ctx.output(f"w{number} ")
+        await asyncio.sleep(0.01 * random.random())
+    return Outcome(result={"ok": True})
+
+
+async def test_live_output_goes_out_ahead_of_the_ending_and_costs_no_transaction(
+    database: str, redis_url: str
+) -> None:
+    services = await Services.open(_settings(database, redis_url))
+    ids = await _add_jobs(database, 40, users=4)
+    listener = services.redis.pubsub()
+    await listener.psubscribe(f"{CHANNEL_PREFIX}*")
+    seen: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    wanted = {str(job_id) for job_id in ids}
+
+    async def listen() -> None:
+        async for message in listener.listen():
+            if message["type"] == "pmessage":
+                job_id = message["channel"].decode().removeprefix(CHANNEL_PREFIX)
+                if job_id in wanted:
+                    seen[job_id].append(json.loads(message["data"]))
+
+    listening = asyncio.create_task(listen())
+    try:
+        writes = runtime_of(services).writes
+        registry = {"prompt.generate": KindRunner(_write_words, 10, "Job started")}
+        results = await asyncio.gather(
+            *(runner.run(services, registry, job_id, delivery=1) for job_id in ids)
+        )
+        assert results == [None] * len(ids)
+        flushes = writes.flushes
+        await writes.redis([("SET", "jobrelay:test:alone", "1")])
+        assert writes.flushes == flushes, "Redis commands alone open no transaction"
+        assert await services.redis.get("jobrelay:test:alone") == b"1"
+
+        deadline = asyncio.get_running_loop().time() + 30
+        while not all(seen[j] and seen[j][-1].get("status") == "completed" for j in wanted):
+            assert asyncio.get_running_loop().time() < deadline, "not all published"
+            await asyncio.sleep(0.05)
+        full = "".join(f"w{number} " for number in range(5))
+        for job_id in wanted:
+            text = ""
+            for message in seen[job_id]:
+                if message["type"] == "output":
+                    assert message["data"]["offset"] == len(text), "in order, none missing"
+                    text += message["data"]["text"]
+                elif message.get("status") == "completed":
+                    assert text == full, "all the output is out before the job ends"
+        for job_id in ids:  # the live copies are cleared once the jobs ended
+            while await read_snapshot(services.redis, job_id) is not None:
+                assert asyncio.get_running_loop().time() < deadline, "live copy left behind"
+                await asyncio.sleep(0.05)
+    finally:
+        listening.cancel()
+        await listener.aclose()
+        await services.close()
+
+
+async def test_an_output_send_that_failed_is_sent_again_whole(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    real = redis_sender(redis)
+    failures = [RedisError("connection lost")]
+
+    def send(commands: list[Command]) -> Awaitable[None]:
+        if failures:
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(failures.pop())
+            return failed
+        return real(commands)
+
+    job_id = uuid.uuid4()
+    listener = redis.pubsub()
+    await listener.subscribe(channel(job_id))
+    try:
+        output = LiveOutput(send, job_id, 1, max_chars=1000, ttl_seconds=60)
+        output.append("one ")
+        await output.flush()  # lost
+        output.append("two")
+        await output.flush()
+        await output.sent()
+        snapshot = await read_snapshot(redis, job_id)
+        assert snapshot is not None and (snapshot.start, snapshot.text) == (0, "one two")
+        text = ""
+        deadline = asyncio.get_running_loop().time() + 10
+        while text != "one two":
+            assert asyncio.get_running_loop().time() < deadline, f"published: {text!r}"
+            message = await listener.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is None:  # the subscription's confirmation, or nothing yet
+                continue
+            piece = json.loads(message["data"])["data"]
+            assert piece["offset"] <= len(text), "no gap"
+            text = text[: piece["offset"]] + piece["text"]
+    finally:
+        await listener.aclose()
+        await redis.delete(text_key(job_id), meta_key(job_id))
+        await redis.aclose()

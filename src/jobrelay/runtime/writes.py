@@ -5,7 +5,9 @@ Claims, progress steps and endings (completed with the token charge, or failed) 
 running in the process are gathered for at most `write_buffer_ms` (or until `write_buffer_max`
 operations wait) and written in one transaction of set-based statements (`jobrelay.db.batch`),
 with the webhook outbox rows and unparked jobs they call for. The events are then published in
-one Redis pipeline and the counters bumped, in the order they were stored.
+one Redis pipeline and the counters bumped, in the order they were stored. Live output rides in
+the same pipeline, ahead of the events (`redis`): it needs no transaction, and a job's text thus
+reaches listeners before the event that ends it.
 
 Guarantees:
 - Flushes run one after another, and within a flush steps are stored before endings: a job's
