@@ -155,7 +155,7 @@ class LiveOutput:
             # Announced as the next attempt's empty beginning.
             message = self._message("", 0, (self.attempt + 1, 0))
             commands.append(("PUBLISH", channel(self.job_id), message))
-        self._track(self.send(commands), offset=None)
+        self._track(commands, offset=None)
 
     async def sent(self) -> None:
         """Wait until Redis has answered for everything sent so far."""
@@ -214,10 +214,15 @@ class LiveOutput:
         ]
         self._published, self._stored, self._fresh = total, stored, False
         self._announced = True
-        return self._track(self.send(commands), offset=offset)
+        return self._track(commands, offset=offset)
 
-    def _track(self, sending: Awaitable[None], *, offset: int | None) -> asyncio.Future[None]:
-        future = asyncio.ensure_future(sending)
+    def _track(self, commands: list[Command], *, offset: int | None) -> asyncio.Future[None]:
+        future: asyncio.Future[None]
+        try:
+            future = asyncio.ensure_future(self.send(commands))
+        except Exception as exc:  # a sender that is closed (the worker stopping): best effort
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(exc)
         self._sending.add(future)
         generation = self.restarts
 
