@@ -441,6 +441,31 @@ def _seen_before(event: Event, last_id: int | None) -> bool:
     )
 
 
+class _Stream:
+    """What has been read of one open event stream: each new event once, the last stored id."""
+
+    def __init__(self, last_id: int | None) -> None:
+        self.last_id = last_id
+        self.received = False  # anything at all came, repeats included
+
+    def next_event(self) -> Program[Event | Failure | None]:
+        """The next event not handed out before; at the end, None (a clean end) or the Failure."""
+        while True:
+            item = yield NextEvent()
+            if item is None or isinstance(item, Failure):
+                return item
+            assert isinstance(item, ServerSentEvent)
+            event = decode_event(item)
+            if event is None:
+                continue
+            self.received = True
+            if _seen_before(event, self.last_id):
+                continue
+            if event.id is not None:
+                self.last_id = event.id
+            return event
+
+
 def events(policy: Policy, job_id: str, last_event_id: int | None) -> Program[None]:
     """Emit the job's events from the SSE stream until the job ends.
 
@@ -473,23 +498,15 @@ def events(policy: Policy, job_id: str, last_event_id: int | None) -> Program[No
                 last_failure = error
                 continue
             raise error
-        received = False
+        stream = _Stream(last_id)
         while True:
-            item = yield NextEvent()
-            if item is None or isinstance(item, Failure):
+            item = yield from stream.next_event()
+            if not isinstance(item, Event):
                 break
-            assert isinstance(item, ServerSentEvent)
-            event = decode_event(item)
-            if event is None:
-                continue
-            received = True
-            if _seen_before(event, last_id):
-                continue
-            if event.id is not None:
-                last_id = event.id
-            if not event.is_output:
-                ended = event.ends_job
-            yield Emit(event)
+            if not item.is_output:
+                ended = item.ends_job
+            yield Emit(item)
+        last_id, received = stream.last_id, stream.received
         yield CloseStream()
         if item is None and ended:
             return
@@ -576,7 +593,6 @@ def _wait_streaming(
             yield Sleep(clock.cap(policy.backoff(quiet)))
         read_timeout = clock.cap(policy.stream_read_timeout) or 0.01
         opened = yield OpenStream(_stream_request(job_id, last_id), read_timeout)
-        received = False
         if isinstance(opened, Failure):
             quiet += 1
             continue
@@ -589,27 +605,20 @@ def _wait_streaming(
         if reply.status >= 400 or not reply.is_event_stream:
             yield CloseStream()
             return None
+        stream = _Stream(last_id)
         while True:
-            item = yield NextEvent()
-            if item is None or isinstance(item, Failure):
+            item = yield from stream.next_event()
+            if not isinstance(item, Event):
                 break
-            assert isinstance(item, ServerSentEvent)
-            event = decode_event(item)
-            if event is None:
-                continue
-            received = True
-            if _seen_before(event, last_id):
-                continue
-            if event.id is not None:
-                last_id = event.id
             if on_update is not None:
-                on_update(event)
-            if event.ends_job:
+                on_update(item)
+            if item.ends_job:
                 # A retried job's stream replays its earlier ending; only the job can tell.
                 job = yield from get(policy, job_id)
                 if job.done:
                     yield CloseStream()
                     return job
+        last_id, received = stream.last_id, stream.received
         yield CloseStream()
         job = yield from get(policy, job_id)
         if job.done:
