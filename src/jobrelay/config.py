@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    # Connections per API process for the one-row reads of the request path (a job's status),
+    # apart from the pool above (jobrelay.db.reads); opened on first use.
+    db_read_pool_size: int = Field(default=8, ge=1)
     # Behind PgBouncer in transaction mode: no startup parameters but application_name, no
     # prepared statement kept past its transaction, no autocommit reads (see db/engine.py).
     db_pgbouncer: bool = False

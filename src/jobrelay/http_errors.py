@@ -9,6 +9,7 @@ import logging
 import re
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -176,8 +177,8 @@ async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
 _UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "57014", "53300"})
 
 
-def _server_unavailable(exc: DBAPIError) -> bool:
-    state = str(getattr(exc.orig, "sqlstate", None) or "")
+def _server_unavailable(error: object) -> bool:
+    state = str(getattr(error, "sqlstate", None) or "")
     return state.startswith("08") or state in _UNAVAILABLE_STATES
 
 
@@ -186,8 +187,15 @@ async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
     if (
         exc.connection_invalidated
         or isinstance(exc, OperationalError | InterfaceError)
-        or _server_unavailable(exc)
+        or _server_unavailable(exc.orig)
     ):
+        return await _database_down(request, exc)
+    return await _unexpected(request, exc)
+
+
+async def _driver_error(request: Request, exc: Exception) -> JSONResponse:
+    """The same for the driver's own errors, raised by the read pool (jobrelay.db.reads)."""
+    if isinstance(exc, asyncpg.InterfaceError) or _server_unavailable(exc):
         return await _database_down(request, exc)
     return await _unexpected(request, exc)
 
@@ -210,6 +218,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RedisTimeoutError, _redis_down)
     app.add_exception_handler(PoolTimeoutError, _database_down)
     app.add_exception_handler(DBAPIError, _dbapi_error)
+    app.add_exception_handler(asyncpg.PostgresError, _driver_error)
+    app.add_exception_handler(asyncpg.InterfaceError, _driver_error)
     app.add_exception_handler(ConnectionError, _os_error)
     app.add_exception_handler(TimeoutError, _database_down)
     app.add_exception_handler(Exception, _unexpected)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobrelay import redis_connect
 from jobrelay.config import Settings
 from jobrelay.db.engine import make_engine
+from jobrelay.db.reads import ReadPool
 from jobrelay.queue import Queue
 
 
@@ -29,6 +30,9 @@ class Services:
     # Not behind PgBouncer: there a statement outside a transaction may be prepared on one
     # server and run on another.
     reads: AsyncEngine = field(init=False, repr=False)
+    # Plain asyncpg connections for the request path's one-row reads, opened on first use (a
+    # worker never opens one).
+    read_pool: ReadPool = field(init=False, repr=False)
     # What a worker process keeps for all its jobs (`jobrelay.runtime.process`), made on first use
     # and shared by every ARQ worker of the process; closed before the connections.
     worker_runtime: Any = field(default=None, init=False, repr=False)
@@ -45,6 +49,7 @@ class Services:
             if autocommit
             else self.engine
         )
+        self.read_pool = ReadPool(self.settings, self.settings.db_read_pool_size)
 
     @classmethod
     async def open(cls, settings: Settings, *, pool_size: int | None = None) -> Services:
@@ -67,6 +72,7 @@ class Services:
         await self.http.aclose()
         await self.queue.close()
         await self.redis.aclose()
+        await self.read_pool.close()
         await self.engine.dispose()
 
 

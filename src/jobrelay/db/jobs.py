@@ -36,8 +36,10 @@ from jobrelay.db.models import job_events_table as events
 from jobrelay.db.models import jobs_table as jobs
 from jobrelay.db.models import users_table as users
 from jobrelay.db.prepared import Parameters, statement
+from jobrelay.db.reads import ReadPool, Record, record_class
 
-JobRow = Row[*tuple[Any, ...]]
+# A job's row: from a SQLAlchemy connection, or from the read pool (`read_job`).
+JobRow = Row[*tuple[Any, ...]] | Record
 ACTIVE_STATUSES = ("queued", "processing")
 TERMINAL_STATUSES = ("completed", "failed", "canceled")
 
@@ -176,6 +178,15 @@ _GET_JOB = select(*jobs.c).where(jobs.c.id == bindparam("job_id", type_=jobs.c.i
 
 async def get_job(conn: AsyncConnection, job_id: uuid.UUID) -> JobRow | None:
     return (await conn.execute(_GET_JOB, {"job_id": job_id})).first()
+
+
+_READ_JOB = f"SELECT {', '.join(c.name for c in jobs.c)} FROM {jobs.name} WHERE id = $1"
+_JobRecord = record_class("JobRecord", (c.name for c in jobs.c))
+
+
+async def read_job(pool: ReadPool, job_id: uuid.UUID) -> JobRow | None:
+    """`get_job` on the read pool: the status poll's read, without SQLAlchemy's per-call CPU."""
+    return await pool.fetchrow(_READ_JOB, job_id, record=_JobRecord)
 
 
 async def get_job_for_update(conn: AsyncConnection, job_id: uuid.UUID) -> JobRow | None:

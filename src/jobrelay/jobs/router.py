@@ -7,7 +7,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from jobrelay.dependencies import CallerDep, ServicesDep
 from jobrelay.errors import Unprocessable
@@ -98,7 +97,7 @@ async def submit_job(
             status_code = 200
     if wait:
         headers["Preference-Applied"] = f"wait={wait}"
-    return JSONResponse(job.model_dump(mode="json"), status_code=status_code, headers=headers)
+    return job_response(job, status_code=status_code, headers=headers)
 
 
 @router.get("", response_model=JobPage, summary="List jobs", responses=error_responses(401, 422))
@@ -123,8 +122,22 @@ async def list_jobs(
     summary="Get a job",
     responses=error_responses(401, 404, 422),
 )
-async def get_job(job_id: uuid.UUID, services: ServicesDep, caller: CallerDep) -> JobOut:
-    return await service.get_job(services, caller, job_id)
+async def get_job(job_id: uuid.UUID, services: ServicesDep, caller: CallerDep) -> Response:
+    return job_response(await service.get_job(services, caller, job_id))
+
+
+def job_response(
+    job: JobOut, *, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """The job serialized once, by pydantic's core. Returned as a model, FastAPI would validate
+    it against `response_model` again and serialize it through its own response path; built
+    as a dict for `JSONResponse`, it went through `json.dumps` in Python."""
+    return Response(
+        job.model_dump_json(),
+        status_code=status_code,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 @router.post(

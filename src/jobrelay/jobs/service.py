@@ -184,8 +184,7 @@ async def _replay(
 
 
 async def _visible_row(services: Services, caller: Caller, job_id: uuid.UUID) -> JobRow:
-    async with services.reads.connect() as conn:
-        row = await jobs_db.get_job(conn, job_id)
+    row = await jobs_db.read_job(services.read_pool, job_id)
     if row is None or (not caller.is_admin and row.user_id != caller.id):
         raise NotFound(f"No job {job_id}.", code="job_not_found")
     return row
@@ -302,8 +301,7 @@ async def wait_for_end(services: Services, job_id: uuid.UUID, *, seconds: float)
     final: list[JobRow] = []
 
     async def finished() -> bool:
-        async with services.reads.connect() as conn:
-            row = await jobs_db.get_job(conn, job_id)
+        row = await jobs_db.read_job(services.read_pool, job_id)
         if row is not None and is_terminal(row.status):
             final.append(row)
             return True

@@ -1,0 +1,164 @@
+"""The read pool against the real database: the same row as the SQLAlchemy read, connections
+bounded and replaced when lost, nothing leaked by cancelled reads."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from jobrelay.config import Settings
+from jobrelay.db import jobs as jobs_db
+from jobrelay.db.reads import ReadPool
+from jobrelay.services import Services
+from jobrelay.users import service as users_service
+from jobrelay.users.schemas import UserCreate
+
+
+async def _new_job(services: Services) -> uuid.UUID:
+    user, _ = await users_service.create_user(
+        services, UserCreate(name="reader", role="user", tokens=0)
+    )
+    job_id = uuid.uuid4()
+    async with services.engine.begin() as conn:
+        await jobs_db.insert_job(
+            conn,
+            {
+                "id": job_id,
+                "kind": "prompt.generate",
+                "status": "queued",
+                "progress": 0,
+                "message": "Task queued, waiting to start...",
+                "user_id": user.id,
+                "input": {"manual_prompt": "tides", "nested": {"n": [1, 2]}},
+                "metadata": {"source": "test"},
+                "webhook_events_filter": ["completed"],
+                "deadline_seconds": 900,
+                "max_attempts": 3,
+            },
+        )
+    return job_id
+
+
+async def _backends(settings: Settings, pool: ReadPool) -> list[int]:
+    """Server pids of the pool's connections."""
+    return [await conn.fetchval("SELECT pg_backend_pid()") for conn in pool._idle]
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> ReadPool:
+    return ReadPool(settings, size=2)
+
+
+async def test_a_read_gives_the_row_the_engine_gives(services: Services, pool: ReadPool) -> None:
+    job_id = await _new_job(services)
+    try:
+        row = await jobs_db.read_job(pool, job_id)
+        async with services.engine.connect() as conn:
+            expected = await jobs_db.get_job(conn, job_id)
+        assert row is not None and expected is not None
+        assert dict(row.items()) == dict(expected._mapping)
+        assert row.input == {"manual_prompt": "tides", "nested": {"n": [1, 2]}}
+        assert row.status == "queued"
+        with pytest.raises(AttributeError):
+            _ = row.no_such_column
+        assert await jobs_db.read_job(pool, uuid.uuid4()) is None
+    finally:
+        await pool.close()
+
+
+async def test_reads_beyond_the_size_wait_for_a_connection(
+    services: Services, pool: ReadPool
+) -> None:
+    job_id = await _new_job(services)
+    try:
+        rows = await asyncio.gather(*(jobs_db.read_job(pool, job_id) for _ in range(50)))
+        assert all(row is not None and row.id == job_id for row in rows)
+        assert pool._opened == len(pool._idle) == 2
+    finally:
+        await pool.close()
+
+
+async def test_a_lost_connection_is_replaced(
+    services: Services, settings: Settings, pool: ReadPool
+) -> None:
+    job_id = await _new_job(services)
+    try:
+        await asyncio.gather(*(jobs_db.read_job(pool, job_id) for _ in range(4)))
+        killed = await _backends(settings, pool)
+        admin = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", killed
+            )
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+        for _ in range(3):
+            row = await jobs_db.read_job(pool, job_id)
+            assert row is not None and row.id == job_id
+        assert not set(await _backends(settings, pool)) & set(killed)
+        assert pool._opened <= pool.size
+    finally:
+        await pool.close()
+
+
+async def test_a_read_on_a_connection_lost_unnoticed_is_made_again(
+    services: Services, settings: Settings, pool: ReadPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = await _new_job(services)
+    try:
+        await jobs_db.read_job(pool, job_id)
+        killed = await _backends(settings, pool)
+        # As if the connection's end had not reached the client yet when the read starts.
+        monkeypatch.setattr(asyncpg.Connection, "is_closed", lambda self: False)
+        admin = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", killed[0])
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+        row = await jobs_db.read_job(pool, job_id)
+        assert row is not None and row.id == job_id
+        assert pool._opened == 1
+        assert (await _backends(settings, pool)) != killed
+    finally:
+        monkeypatch.undo()
+        await pool.close()
+
+
+async def test_cancelled_reads_leak_no_connection(services: Services, pool: ReadPool) -> None:
+    job_id = await _new_job(services)
+    try:
+        slow = [asyncio.create_task(pool.fetchrow("SELECT pg_sleep(0.5)")) for _ in range(2)]
+        waiting = [asyncio.create_task(jobs_db.read_job(pool, job_id)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        for task in (*slow, *waiting):
+            task.cancel()
+        await asyncio.gather(*slow, *waiting, return_exceptions=True)
+        assert pool._opened <= pool.size
+        rows = await asyncio.gather(*(jobs_db.read_job(pool, job_id) for _ in range(5)))
+        assert all(row is not None for row in rows)
+        assert pool._opened <= pool.size
+    finally:
+        await pool.close()
+
+
+async def test_a_statement_error_keeps_the_connection(pool: ReadPool) -> None:
+    try:
+        with pytest.raises(asyncpg.PostgresError):
+            await pool.fetchrow("SELECT 1 / 0")
+        assert await pool.fetchrow("SELECT 1 AS one") == (1,)
+        assert pool._opened == 1
+    finally:
+        await pool.close()
+
+
+async def test_a_closed_pool_refuses_reads(pool: ReadPool) -> None:
+    await pool.fetchrow("SELECT 1")
+    await pool.close()
+    assert pool._opened == 0
+    with pytest.raises(asyncpg.InterfaceError):
+        await pool.fetchrow("SELECT 1")
