@@ -18,7 +18,7 @@ from arq.worker import Worker
 
 from jobrelay.config import Settings, get_settings
 from jobrelay.kinds import DEFAULT_QUEUE, load_kinds
-from jobrelay.queue import RUN_JOB, queue_key, redis_settings, retry_later
+from jobrelay.queue import RUN_JOB, queue_key, redis_settings, retry_later, worker_pool
 from jobrelay.runtime import maintenance, runner
 from jobrelay.services import Services, freeze_startup_heap
 from jobrelay.webhooks import delivery as webhook_delivery
@@ -161,6 +161,7 @@ def make_worker(
     for index, queue in enumerate(served):
         options = {
             **worker_options(settings, queue=queue, with_cron=index == 0),
+            "redis_pool": worker_pool(settings, queue),
             **overrides,
             "handle_signals": False,
         }

@@ -66,6 +66,13 @@ def redis_settings(settings: Settings) -> RedisSettings:
     return redis_connect.arq_settings(settings)
 
 
+def worker_pool(settings: Settings, queue: str) -> ArqRedis:
+    """The Redis client of the worker of one queue: ARQ would open its own without socket
+    timeouts, so a primary that stops answering (a partition, a paused machine) would hang the
+    worker's polls for good instead of failing them over to the new primary."""
+    return redis_connect.arq_pool(settings, queue_key(settings.queue_name, queue))
+
+
 def queue_key(base: str, queue: str) -> str:
     """The Redis key of a queue: the base name for the default queue, `base:NAME` otherwise."""
     return base if queue == DEFAULT_QUEUE else f"{base}:{queue}"

@@ -3,6 +3,7 @@ the primary (SIGKILL) and watch Sentinel promote the replica, as in production."
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import tempfile
 import time
@@ -65,8 +66,19 @@ class Server:
             self.process.kill()
             self.process.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections open and answers nothing (a partition, a
+        machine that hangs)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.resume()
             self.process.terminate()
             try:
                 self.process.wait(10)

@@ -236,3 +236,42 @@ async def test_primary_killed_under_sentinel(
             "median_live_lag_after_failover_seconds": round(live_lag, 3),
         },
     )
+
+
+@pytest.mark.timeout(180)
+async def test_a_primary_that_stops_answering_is_failed_over_by_the_worker(
+    sentinel_group: SentinelGroup, make_stack: MakeStack
+) -> None:
+    """SIGSTOP, not SIGKILL: the primary's connections stay open and nothing answers on them.
+    The worker's own Redis calls must time out and follow Sentinel to the new primary; without
+    socket timeouts its polls would wait on the paused server for good."""
+    stack = await make_stack(
+        workers=1, redis=sentinel_group, prompt_step_delay="0.2", rate_limit_per_minute="100000"
+    )
+    worker_pid = stack.workers[0].pid
+    async with admin_and_user(stack) as (admin, user):
+        warm = await submit(user, "prompt.generate", prompt_input("before the pause"))
+        warmed = await wait_all_terminal(admin, [warm["id"]], timeout=30)
+        assert warmed.statuses == {warm["id"]: "completed"}, warmed.statuses
+
+        old_port = sentinel_group.primary_port()
+        assert sentinel_group.primary is not None
+        await asyncio.to_thread(sentinel_group.primary.pause)
+        paused_at = time.monotonic()
+        await _wait_promoted(sentinel_group, old_port, WINDOW_BOUND_SECONDS)
+
+        accepted: list[str] = []
+        while len(accepted) < 5:
+            assert time.monotonic() - paused_at < WINDOW_BOUND_SECONDS * 2, accepted
+            body = {"kind": "prompt.generate", "input": prompt_input(f"after {len(accepted)}")}
+            response = await user.post("/v1/jobs", json=body)
+            if response.status_code == 202:
+                accepted.append(response.json()["id"])
+            else:
+                assert_error(response, 503)
+                await asyncio.sleep(0.2)
+        outcome = await wait_all_terminal(admin, accepted, timeout=60)
+
+    assert not outcome.unfinished, f"the worker did not move to the new primary: {outcome}"
+    assert set(outcome.statuses.values()) == {"completed"}, outcome.statuses
+    assert stack.workers[0].pid == worker_pid and stack.workers[0].alive()
