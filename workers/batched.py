@@ -26,7 +26,8 @@ from arq.utils import args_to_string, ms_to_datetime, timestamp_ms, to_ms, trunc
 from arq.worker import JobExecutionFailed, Retry, RetryJob, Worker
 from redis.exceptions import RedisError
 
-from workers.command_batch import Command, CommandBatch
+from jobrelay.broadcast import Command
+from workers.command_batch import CommandBatch
 
 logger = logging.getLogger("arq.worker")
 

@@ -5,11 +5,10 @@ transaction for every job that ended meanwhile instead of one each."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from redis.asyncio import Redis
 
-Command = tuple[Any, ...]
+from jobrelay.broadcast import Command
 
 
 class CommandBatch:

@@ -9,7 +9,8 @@ import uuid
 from typing import Any
 
 import jobrelay
-from jobrelay.runtime.output import LiveOutput, OutputCursor, read_snapshot, redis_sender
+from jobrelay.runtime.output import LiveOutput, OutputCursor, read_snapshot
+from jobrelay.runtime.process import runtime_of
 from jobrelay.services import Services
 from tests.client.proxy import FORWARD, Action, FaultyProxy, Seen
 from tests.conftest import MakeUser, Stack
@@ -202,7 +203,8 @@ async def test_the_offline_provider_streams_word_by_word(
 
 async def test_the_live_copy_is_bounded_and_goes_away(services: Services) -> None:
     job_id = uuid.uuid4()
-    output = LiveOutput(redis_sender(services.redis), job_id, 1, max_chars=100, ttl_seconds=60)
+    send = runtime_of(services).writes.redis
+    output = LiveOutput(send, job_id, 1, max_chars=100, ttl_seconds=60)
     for number in range(50):
         output.append(f"piece {number:03d}\n")
         await output.flush()

@@ -14,7 +14,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from jobrelay.broadcast import CHANNEL_PREFIX, Command, channel
@@ -24,7 +23,7 @@ from jobrelay.db.migrate import upgrade
 from jobrelay.runtime import runner
 from jobrelay.runtime.context import RunContext
 from jobrelay.runtime.errors import JobGone
-from jobrelay.runtime.output import LiveOutput, meta_key, read_snapshot, redis_sender, text_key
+from jobrelay.runtime.output import LiveOutput, meta_key, read_snapshot, text_key
 from jobrelay.runtime.process import runtime_of
 from jobrelay.runtime.registry import KindRunner, Outcome
 from jobrelay.runtime.writes import ClaimOutcome, EndOutcome
@@ -317,9 +316,9 @@ async def test_live_output_goes_out_ahead_of_the_ending_and_costs_no_transaction
         await services.close()
 
 
-async def test_an_output_send_that_failed_is_sent_again_whole(redis_url: str) -> None:
-    redis = Redis.from_url(redis_url)
-    real = redis_sender(redis)
+async def test_an_output_send_that_failed_is_sent_again_whole(services: Services) -> None:
+    redis = services.redis
+    real = runtime_of(services).writes.redis
     failures = [RedisError("connection lost")]
 
     def send(commands: list[Command]) -> Awaitable[None]:
@@ -354,4 +353,3 @@ async def test_an_output_send_that_failed_is_sent_again_whole(redis_url: str) ->
     finally:
         await listener.aclose()
         await redis.delete(text_key(job_id), meta_key(job_id))
-        await redis.aclose()

@@ -58,25 +58,9 @@ def with_output(result: dict[str, Any] | None, text: str) -> dict[str, Any]:
     return stored
 
 
+# Takes Redis commands at once, keeping their order, and reports later whether Redis took them
+# (in a worker: `WriteBuffer.redis`, which sends them with the next flush's publishes).
 Send = Callable[[list[Command]], Awaitable[None]]
-
-
-def redis_sender(redis: Redis) -> Send:
-    """Send commands straight to Redis, one pipeline each, in the order they were given (the
-    worker sends them with its write buffer's publishes instead: `WriteBuffer.redis`)."""
-    lock = asyncio.Lock()
-
-    async def execute(commands: list[Command]) -> None:
-        async with lock, redis.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            await pipe.execute()
-
-    def send(commands: list[Command]) -> Awaitable[None]:
-        # A task starts (and queues on the lock) in creation order: sends keep their order.
-        return asyncio.ensure_future(execute(commands))
-
-    return send
 
 
 class LiveOutput:
