@@ -17,6 +17,13 @@ from tests.support.processes import base_env, run_cli
 OLD = dt.timedelta(days=40)
 
 
+async def _noon(scratch: Scratch, *, days_ago: int) -> dt.timedelta:
+    """How long ago noon (UTC) was `days_ago` days back: a day the test means, at any hour."""
+    now = (await scratch.fetch("SELECT now() AS t"))[0]["t"]
+    day = now.astimezone(dt.UTC).date() - dt.timedelta(days=days_ago)
+    return now - dt.datetime.combine(day, dt.time(12), dt.UTC)
+
+
 async def test_purge_drops_old_finished_jobs_and_keeps_user_data(scratch: Scratch) -> None:
     user = await scratch.user()
     old = await scratch.job(user, status="completed", kind="quiz.generate", age=OLD)
@@ -89,11 +96,13 @@ async def test_purge_honours_the_retention_setting(scratch: Scratch) -> None:
 
 async def test_aggregate_writes_percentiles_per_day_kind_and_status(scratch: Scratch) -> None:
     user = await scratch.user()
-    three_days = dt.timedelta(days=3, hours=1)
+    three_days = await _noon(scratch, days_ago=3)
     for seconds in (1.0, 2.0, 10.0):
         await scratch.job(user, status="completed", age=three_days, run_seconds=seconds)
     await scratch.job(user, status="failed", age=three_days, run_seconds=4.0)
-    await scratch.job(user, status="completed", kind="records.ingest", age=dt.timedelta(days=2))
+    await scratch.job(
+        user, status="completed", kind="records.ingest", age=await _noon(scratch, days_ago=2)
+    )
     await scratch.job(user, status="completed")  # today: not over, not aggregated
     await scratch.job(user, status="processing", age=three_days)  # not terminal
 
@@ -116,7 +125,10 @@ async def test_aggregate_writes_percentiles_per_day_kind_and_status(scratch: Scr
 
     assert scratch.cli_json("maintenance", "aggregate")["rows"] == 3
     await scratch.job(
-        user, status="completed", kind="records.ingest", age=dt.timedelta(days=2, minutes=1)
+        user,
+        status="completed",
+        kind="records.ingest",
+        age=await _noon(scratch, days_ago=2) + dt.timedelta(minutes=1),
     )
     scratch.cli_json("maintenance", "aggregate")
     ingest = await scratch.fetch(

@@ -216,6 +216,7 @@ async def test_aggregation_writes_what_the_jobs_table_holds(
             for kind, status, count in await conn.execute(
                 select(jobs.c.kind, jobs.c.status, func.count())
                 .where(jobs.c.status.in_(stats_db.TERMINAL))
+                .where(jobs.c.created_at >= dt.datetime.combine(today, dt.time(), dt.UTC))
                 .group_by(jobs.c.kind, jobs.c.status)
             )
         }
