@@ -12,11 +12,14 @@ import threading
 import time
 from typing import Any
 
+import redis.asyncio as aioredis
+
+from jobrelay import broadcast
 from tests.conftest import MakeUser, Stack
 from tests.prompts.streaming_model import StreamingChatModel
 from tests.support.jobs import prompt_input, submit
 from tests.support.peers import serve
-from tests.support.processes import CLI, base_env, run_cli
+from tests.support.processes import CLI, base_env
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 
@@ -109,11 +112,43 @@ async def test_jobs_watch_joins_halfway_with_the_text_so_far(
     assert all(word.strip() in terminal.screen for word in words)
 
 
-async def test_off_a_terminal_the_output_ends_with_a_newline(stack: Stack) -> None:
-    run = await asyncio.to_thread(
-        run_cli, ["submit", "prompt", "piped", "--watch"], base_env(stack.cli_env())
-    )
-    assert run.returncode == 0, run.stderr
-    # The offline prompt ends "... at the end."; the live text is its own line, the panel after.
-    assert re.search(r"at the end\.\n", run.stdout), run.stdout
-    assert "at the end.╭" not in run.stdout
+async def test_off_a_terminal_the_output_ends_with_a_newline(
+    spawn_stack: Any, make_user: MakeUser
+) -> None:
+    words = [f"piece{number:02d} " for number in range(9)] + ["at the end."]
+    model = StreamingChatModel(words, pause=0.01, hold_after=5)
+    with serve(model.app) as url:
+        stack: Stack = await spawn_stack(llm_base_url=f"{url}/v1", llm_model="streamer")
+        user = await make_user(tokens=700, on=stack)
+        cli = await asyncio.to_thread(
+            subprocess.Popen,
+            [*CLI, "submit", "prompt", "piped", "--watch"],
+            env=base_env(stack.cli_env(user.key)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert await asyncio.to_thread(model.holding.wait, 30)
+        # Held until the CLI follows the job, so its text is streamed to it, not only stored.
+        job_id = (await user.client.get("/v1/jobs")).json()["items"][0]["id"]
+        await _until_followed(stack, job_id)
+        model.release()
+        stdout, stderr = await asyncio.to_thread(cli.communicate, timeout=60)
+    assert cli.returncode == 0, stderr
+    # The live text is its own line, the panel after.
+    assert re.search(r"at the end\.\n", stdout), stdout
+    assert "at the end.╭" not in stdout
+
+
+async def _until_followed(stack: Stack, job_id: str, timeout: float = 30) -> None:
+    """Until someone listens to the job's events (the API, for the CLI's stream)."""
+    redis = aioredis.Redis.from_url(stack.env["JOBRELAY_REDIS_URL"])
+    try:
+        deadline = time.monotonic() + timeout
+        while not dict(await redis.pubsub_numsub(broadcast.channel(job_id))).get(
+            broadcast.channel(job_id).encode()
+        ):
+            assert time.monotonic() < deadline, "the CLI never followed the job"
+            await asyncio.sleep(0.05)
+    finally:
+        await redis.aclose()
