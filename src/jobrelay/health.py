@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from jobrelay.db import maintenance as maintenance_db
 from jobrelay.dependencies import ServicesDep
 from jobrelay.errors import error_body
+from jobrelay.route_table import api_router
 from jobrelay.services import Services
 
-router = APIRouter(tags=["health"])
+router = api_router(tags=["health"])
 
 
 async def _check_postgres(services: Services) -> str | None:

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from jobrelay import __version__
@@ -23,6 +22,7 @@ from jobrelay.kinds.router import router as kinds_router
 from jobrelay.metrics import MetricsMiddleware
 from jobrelay.metrics import router as metrics_router
 from jobrelay.middleware import BodyLimitMiddleware
+from jobrelay.route_table import flat_routes, operation_id
 from jobrelay.services import Services, freeze_startup_heap
 from jobrelay.stats.router import router as stats_router
 from jobrelay.users.router import me_router, users_router
@@ -45,9 +45,19 @@ TAGS = [
 ]
 
 
-def _operation_id(route: APIRoute) -> str:
-    tag = route.tags[0] if route.tags else "default"
-    return f"{tag}-{route.name}".replace("_", "-")
+# Matched in this order: the routes clients poll most come first.
+ROUTERS = (
+    jobs_router,
+    kinds_router,
+    deliveries_router,
+    callbacks_router,
+    me_router,
+    users_router,
+    health_router,
+    stats_router,
+    metrics_router,
+    dashboard_router,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -74,21 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        generate_unique_id_function=_operation_id,
+        generate_unique_id_function=operation_id,
+        routes=flat_routes(ROUTERS),
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     install_error_handlers(app)
-    app.include_router(jobs_router)
-    app.include_router(kinds_router)
-    app.include_router(deliveries_router)
-    app.include_router(callbacks_router)
-    app.include_router(me_router)
-    app.include_router(users_router)
-    app.include_router(health_router)
-    app.include_router(stats_router)
-    app.include_router(metrics_router)
-    app.include_router(dashboard_router, include_in_schema=False)
     install_kind_schemas(app, load_kinds())
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jobrelay.db import maintenance as maintenance_db
 from jobrelay.db import stats as stats_db
 from jobrelay.kinds import load_kinds
+from jobrelay.route_table import api_router
 from jobrelay.services import Services
 from jobrelay.stats import counters
 from jobrelay.stats.counters import DURATION_BUCKETS, Snapshot
@@ -65,7 +66,7 @@ UNMATCHED = "unmatched"
 _SOURCE_TIMEOUT = 3.0
 _KEPT_BODY = 4096
 
-router = APIRouter(tags=["health"])
+router = api_router(tags=["health"])
 
 
 class MetricsMiddleware:

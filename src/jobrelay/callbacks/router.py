@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from jobrelay.callbacks import service
@@ -13,8 +13,9 @@ from jobrelay.callbacks.schemas import CallbackList, CallbackOut, CallbackReply
 from jobrelay.dependencies import CallerDep, ServicesDep
 from jobrelay.http_errors import error_responses
 from jobrelay.jobs import service as jobs_service
+from jobrelay.route_table import api_router
 
-router = APIRouter(tags=["callbacks"])
+router = api_router(tags=["callbacks"])
 
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from jobrelay.errors import NotFound
+from jobrelay.route_table import api_router
 
 PACKAGE_DIR = Path(__file__).parent
 STATIC_DIR = PACKAGE_DIR / "static"
@@ -123,7 +124,7 @@ def _etag_matches(request: Request, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in candidates.split(","))
 
 
-router = APIRouter(include_in_schema=False)
+router = api_router(include_in_schema=False)
 
 
 @router.api_route("/dashboard", methods=["GET", "HEAD"])

@@ -6,16 +6,17 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import Header, Query, Request, Response
 
 from jobrelay.dependencies import CallerDep, ServicesDep
 from jobrelay.errors import Unprocessable
 from jobrelay.http_errors import error_responses
 from jobrelay.jobs import service
 from jobrelay.jobs.schemas import EventList, JobCreate, JobKind, JobOut, JobPage, JobStatusName
+from jobrelay.route_table import api_router
 from jobrelay.streaming import event_stream_response
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = api_router(prefix="/v1/jobs", tags=["jobs"])
 JobId = Annotated[uuid.UUID, "job id"]
 _OUTPUT_EVENT_SCHEMA = {
     "type": "object",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from jobrelay.dependencies import CallerDep, ServicesDep
 from jobrelay.http_errors import error_responses
 from jobrelay.kinds.discovery import load_kinds
+from jobrelay.route_table import api_router
 
-router = APIRouter(prefix="/v1/kinds", tags=["jobs"])
+router = api_router(prefix="/v1/kinds", tags=["jobs"])
 
 
 class KindOut(BaseModel):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from jobrelay.dependencies import CallerDep, ServicesDep
 from jobrelay.http_errors import error_responses
+from jobrelay.route_table import api_router
 from jobrelay.stats import service
 from jobrelay.stats.schemas import StatsOut
 
-router = APIRouter(tags=["health"])
+router = api_router(tags=["health"])
 
 
 @router.get(

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from jobrelay.dependencies import AdminDep, CallerDep, ServicesDep
 from jobrelay.http_errors import error_responses
+from jobrelay.route_table import api_router
 from jobrelay.users import service
 from jobrelay.users.schemas import MeOut, UserCreate, UserCreated, UserPage, WebhookSecretOut
 
-me_router = APIRouter(prefix="/v1/me", tags=["me"])
-users_router = APIRouter(prefix="/v1/users", tags=["users"])
+me_router = api_router(prefix="/v1/me", tags=["me"])
+users_router = api_router(prefix="/v1/users", tags=["users"])
 
 
 @me_router.get("", response_model=MeOut, summary="Who am I", responses=error_responses(401))

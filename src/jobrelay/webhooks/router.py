@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
-
 from jobrelay.dependencies import CallerDep, ServicesDep
 from jobrelay.http_errors import error_responses
+from jobrelay.route_table import api_router
 from jobrelay.webhooks import service
 from jobrelay.webhooks.schemas import DeliveryList
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = api_router(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.get(
