@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
 
 from jobrelay.config import Settings
 from jobrelay.db import jobs as jobs_db
-from jobrelay.db.reads import ReadPool
+from jobrelay.db.reads import GROUP_READERS, ReadPool, Record
 from jobrelay.services import Services
 from jobrelay.users import service as users_service
 from jobrelay.users.schemas import UserCreate
@@ -72,13 +73,81 @@ async def test_a_read_gives_the_row_the_engine_gives(services: Services, pool: R
 async def test_reads_beyond_the_size_wait_for_a_connection(
     services: Services, pool: ReadPool
 ) -> None:
-    job_id = await _new_job(services)
     try:
-        rows = await asyncio.gather(*(jobs_db.read_job(pool, job_id) for _ in range(50)))
-        assert all(row is not None and row.id == job_id for row in rows)
+        rows = await asyncio.gather(
+            *(pool.fetchrow("SELECT $1::int AS n, pg_sleep(0.005)", n) for n in range(50))
+        )
+        assert [row["n"] for row in rows if row is not None] == list(range(50))
         assert pool._opened == len(pool._idle) == 2
     finally:
         await pool.close()
+
+
+class CountingPool(ReadPool):
+    """Counts the statements the pool runs (the database is still the real one)."""
+
+    statements = 0
+
+    async def fetch(self, query: str, *args: Any, record: type[Record] = Record) -> list[Record]:
+        self.statements += 1
+        return await super().fetch(query, *args, record=record)
+
+
+async def test_reads_of_jobs_asked_together_are_one_statement(
+    services: Services, settings: Settings
+) -> None:
+    pool = CountingPool(settings, size=2)
+    jobs = [await _new_job(services) for _ in range(5)]
+    missing = uuid.uuid4()
+    asked = [*jobs, missing] * 10
+    try:
+        rows = await asyncio.gather(*(jobs_db.read_job(pool, job_id) for job_id in asked))
+        assert [None if row is None else row.id for row in rows] == [
+            None if job_id == missing else job_id for job_id in asked
+        ]
+        assert pool.statements <= GROUP_READERS
+        assert pool._opened <= GROUP_READERS
+        # A lone read goes at once, alone.
+        assert (await jobs_db.read_job(pool, jobs[0])) is not None
+        assert pool.statements <= GROUP_READERS + 1
+    finally:
+        await pool.close()
+
+
+async def test_a_caller_that_goes_away_leaves_its_group_whole(
+    services: Services, settings: Settings
+) -> None:
+    pool = CountingPool(settings, size=1)
+    jobs = [await _new_job(services) for _ in range(3)]
+    try:
+        # The single connection is busy, so the reads below wait in one group.
+        busy = asyncio.create_task(pool.fetchrow("SELECT pg_sleep(0.3)"))
+        await asyncio.sleep(0.05)
+        reads = [asyncio.create_task(jobs_db.read_job(pool, job_id)) for job_id in jobs]
+        await asyncio.sleep(0.05)
+        reads[1].cancel()
+        await busy
+        done = await asyncio.gather(*reads, return_exceptions=True)
+        assert isinstance(done[1], asyncio.CancelledError)
+        assert [row.id for row in (done[0], done[2]) if isinstance(row, Record)] == [
+            jobs[0],
+            jobs[2],
+        ]
+    finally:
+        await pool.close()
+
+
+async def test_a_failed_group_read_fails_each_of_its_callers(
+    services: Services, settings: Settings
+) -> None:
+    pool = ReadPool(settings, size=1)
+    job_id = await _new_job(services)
+    await jobs_db.read_job(pool, job_id)
+    await pool.close()
+    outcomes = await asyncio.gather(
+        *(jobs_db.read_job(pool, job_id) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(outcome, asyncpg.InterfaceError) for outcome in outcomes)
 
 
 async def test_a_lost_connection_is_replaced(

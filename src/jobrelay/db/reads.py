@@ -9,6 +9,11 @@ so nothing needs resetting between uses.
 
 Behind PgBouncer in transaction mode (`db_pgbouncer`) each read runs in its own transaction,
 since an unnamed statement prepared outside one may be run on another server.
+
+Reads by key (`fetch_grouped`) go further: the keys asked for while an earlier statement of the
+same query is in flight are read together, in the next one (`WHERE id = ANY($1)`). A lone read
+goes at once; under load one round trip, one statement's parse and bind and one row
+description serve a group, and PostgreSQL answers a group with one index scan.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
@@ -29,6 +35,9 @@ from jobrelay.db.engine import connect_args
 _ASYNCPG_ARGS = ("server_settings", "statement_cache_size", "timeout", "command_timeout")
 # What a read raises when its connection is gone rather than its statement wrong.
 _LOST = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError)
+# Statements of one grouped query in flight at once: one is read while the next group gathers.
+GROUP_READERS = 2
+MAX_GROUP = 500
 
 
 class Record(asyncpg.Record):  # type: ignore[misc]  # asyncpg ships no type information
@@ -66,12 +75,18 @@ class ReadPool:
         )
         self._opened = 0
         self._closed = False
+        self._groups: dict[str, _Groups] = {}
 
     async def fetchrow(
         self, query: str, *args: Any, record: type[Record] = Record
     ) -> Record | None:
-        """One row or None. A read whose pooled connection turns out to be lost (PostgreSQL
-        restarted, the network cut) is made once more, on a connection opened for it."""
+        """One row or None."""
+        rows = await self.fetch(query, *args, record=record)
+        return rows[0] if rows else None
+
+    async def fetch(self, query: str, *args: Any, record: type[Record] = Record) -> list[Record]:
+        """The rows. A read whose pooled connection turns out to be lost (PostgreSQL restarted,
+        the network cut) is made once more, on a connection opened for it."""
         conn, reused = await self._acquire()
         try:
             return await self._run(conn, query, args, record)
@@ -81,15 +96,26 @@ class ReadPool:
         conn, _ = await self._acquire()
         return await self._run(conn, query, args, record)
 
+    async def fetch_grouped(
+        self, query: str, key: Hashable, *, key_column: str, record: type[Record] = Record
+    ) -> Record | None:
+        """The row whose `key_column` is `key`, or None. `query` takes an array of keys as `$1`
+        and returns at most a row per key; the keys asked for while a statement of it is in
+        flight are read together in the next. A failed read fails every caller of its group."""
+        groups = self._groups.get(query)
+        if groups is None:
+            groups = self._groups[query] = _Groups(self, query, key_column, record)
+        return await groups.get(key)
+
     async def _run(
         self, conn: asyncpg.Connection, query: str, args: tuple[Any, ...], record: type[Record]
-    ) -> Record | None:
+    ) -> list[Record]:
         try:
             if self._in_transaction:
                 async with conn.transaction():
-                    row: Record | None = await conn.fetchrow(query, *args, record_class=record)
+                    rows: list[Record] = await conn.fetch(query, *args, record_class=record)
             else:
-                row = await conn.fetchrow(query, *args, record_class=record)
+                rows = await conn.fetch(query, *args, record_class=record)
         except BaseException as exc:
             # A statement's own error leaves its connection fit for the next; a lost connection,
             # a timeout, or a cancellation mid-protocol does not.
@@ -99,7 +125,7 @@ class ReadPool:
                 self._discard(conn)
             raise
         self._release(conn)
-        return row
+        return rows
 
     async def _acquire(self) -> tuple[asyncpg.Connection, bool]:
         """A connection, and whether it was used before."""
@@ -186,6 +212,54 @@ class ReadPool:
                 await asyncio.wait_for(conn.close(), timeout=2)
             except (OSError, TimeoutError, asyncpg.InterfaceError):
                 conn.terminate()
+
+
+@dataclass(eq=False)
+class _Groups:
+    """The callers of one grouped query, waiting in arrival order, and its readers."""
+
+    pool: ReadPool
+    query: str
+    key_column: str
+    record: type[Record]
+    _waiting: list[tuple[Hashable, asyncio.Future[Record | None]]] = field(default_factory=list)
+    _readers: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def get(self, key: Hashable) -> Record | None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Record | None] = loop.create_future()
+        self._waiting.append((key, future))
+        if len(self._readers) < GROUP_READERS:
+            # A task of its own: a caller that goes away (its client hung up) does not take
+            # the read of the others down with it.
+            reader = loop.create_task(self._read_while_waiting())
+            self._readers.add(reader)
+            reader.add_done_callback(self._readers.discard)
+        return await future
+
+    async def _read_while_waiting(self) -> None:
+        while self._waiting:
+            group = self._waiting[:MAX_GROUP]
+            del self._waiting[:MAX_GROUP]
+            keys = list(dict.fromkeys(key for key, _ in group))
+            try:
+                rows = await self.pool.fetch(self.query, keys, record=self.record)
+            except BaseException as exc:
+                failure = (
+                    exc
+                    if isinstance(exc, Exception)
+                    else asyncpg.InterfaceError("the read was cancelled")
+                )
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(failure)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            found = {row[self.key_column]: row for row in rows}
+            for key, future in group:
+                if not future.done():
+                    future.set_result(found.get(key))
 
 
 async def _decode_json(conn: asyncpg.Connection) -> None:
