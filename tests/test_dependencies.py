@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from starlette.requests import Request
 
-from jobrelay.dependencies import _bearer_token
-
-
-def _request(authorization: str | None) -> Request:
-    headers = [] if authorization is None else [(b"authorization", authorization.encode())]
-    return Request({"type": "http", "method": "GET", "path": "/", "headers": headers})
+from jobrelay.dependencies import bearer_token
 
 
 @pytest.mark.parametrize(
@@ -19,7 +13,6 @@ def _request(authorization: str | None) -> Request:
         ("Bearer jr_key", "jr_key"),
         ("bearer jr_key", "jr_key"),
         ("BEARER   jr_key  ", "jr_key"),
-        (None, None),
         ("", None),
         ("Bearer", None),
         ("Bearer    ", None),
@@ -27,5 +20,5 @@ def _request(authorization: str | None) -> Request:
         ("jr_key", None),
     ],
 )
-def test_bearer_token(header: str | None, key: str | None) -> None:
-    assert _bearer_token(_request(header)) == key
+def test_bearer_token(header: str, key: str | None) -> None:
+    assert bearer_token(header) == key

@@ -36,12 +36,14 @@ class ApiKeyAuth(SecurityBase):
 
     async def __call__(self, request: Request) -> Caller:
         services: Services = request.app.state.services
-        return await users_service.authenticate(services, _bearer_token(request))
+        return await users_service.authenticate(
+            services, bearer_token(request.headers.get("authorization", ""))
+        )
 
 
-def _bearer_token(request: Request) -> str | None:
+def bearer_token(authorization: str) -> str | None:
     """The credentials of a `Bearer` authorization header, as `HTTPBearer` reads them."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    scheme, _, credentials = authorization.partition(" ")
     credentials = credentials.strip()
     if scheme.lower() != "bearer" or not credentials:
         return None

@@ -15,6 +15,7 @@ from jobrelay.config import Settings, get_settings
 from jobrelay.dashboard.router import router as dashboard_router
 from jobrelay.health import router as health_router
 from jobrelay.http_errors import install_error_handlers
+from jobrelay.jobs.poll import PollMiddleware
 from jobrelay.jobs.router import router as jobs_router
 from jobrelay.kinds import load_kinds
 from jobrelay.kinds.openapi import install_kind_schemas
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
         routes=flat_routes(ROUTERS),
     )
+    app.add_middleware(PollMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     install_error_handlers(app)
