@@ -12,6 +12,7 @@ import pytest
 
 from jobrelay.config import Settings
 from jobrelay.db import jobs as jobs_db
+from jobrelay.db import reads
 from jobrelay.db.reads import GROUP_READERS, ReadPool, Record
 from jobrelay.services import Services
 from jobrelay.users import service as users_service
@@ -110,6 +111,25 @@ async def test_reads_of_jobs_asked_together_are_one_statement(
         # A lone read goes at once, alone.
         assert (await jobs_db.read_job(pool, jobs[0])) is not None
         assert pool.statements <= GROUP_READERS + 1
+    finally:
+        await pool.close()
+
+
+async def test_a_read_asked_as_the_last_reader_ends_is_made(
+    services: Services, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reads, "GROUP_READERS", 1)
+    pool = ReadPool(settings, size=1)
+    first, second = await _new_job(services), await _new_job(services)
+
+    async def one_after_the_other() -> Any:
+        await jobs_db.read_job(pool, first)
+        # Asked in the step the reader answered the first and found nothing more to read.
+        return await jobs_db.read_job(pool, second)
+
+    try:
+        row = await asyncio.wait_for(one_after_the_other(), timeout=10)
+        assert row is not None and row.id == second
     finally:
         await pool.close()
 

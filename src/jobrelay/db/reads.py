@@ -223,21 +223,32 @@ class _Groups:
     key_column: str
     record: type[Record]
     _waiting: list[tuple[Hashable, asyncio.Future[Record | None]]] = field(default_factory=list)
-    _readers: set[asyncio.Task[None]] = field(default_factory=set)
+    # Readers running, counted down by the reader itself in the step that finds nothing more
+    # waiting: a count kept by done-callbacks lags a step, and a caller arriving in that step
+    # would wait with no reader to come.
+    _readers: int = 0
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def get(self, key: Hashable) -> Record | None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Record | None] = loop.create_future()
         self._waiting.append((key, future))
-        if len(self._readers) < GROUP_READERS:
+        if self._readers < GROUP_READERS:
             # A task of its own: a caller that goes away (its client hung up) does not take
             # the read of the others down with it.
+            self._readers += 1
             reader = loop.create_task(self._read_while_waiting())
-            self._readers.add(reader)
-            reader.add_done_callback(self._readers.discard)
+            self._tasks.add(reader)
+            reader.add_done_callback(self._tasks.discard)
         return await future
 
     async def _read_while_waiting(self) -> None:
+        try:
+            await self._read_groups()
+        finally:
+            self._readers -= 1
+
+    async def _read_groups(self) -> None:
         while self._waiting:
             group = self._waiting[:MAX_GROUP]
             del self._waiting[:MAX_GROUP]
