@@ -57,8 +57,8 @@ class PollMiddleware:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
                 break
-        services: Services = scope["app"].state.services
         try:
+            services: Services = scope["app"].state.services
             caller = await users_service.authenticate(services, bearer_token(authorization))
             job = await service.get_job(services, caller, uuid.UUID(match[1]))
         except Exception:
