@@ -12,6 +12,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from jobrelay.db import jobs as jobs_db
+from jobrelay.jobs import poll
 from jobrelay.jobs.poll import PollMiddleware
 from jobrelay.services import Services
 from jobrelay.users import service as users_service
@@ -39,9 +40,13 @@ async def _poll(
     key: str | None,
     method: str = "GET",
     query: bytes = b"",
+    middleware: PollMiddleware | None = None,
 ) -> tuple[int, dict[bytes, bytes], bytes, Route]:
     route = Route()
-    middleware = PollMiddleware(route)
+    if middleware is None:
+        middleware = PollMiddleware(route)
+    else:
+        middleware.app = route
     headers = [] if key is None else [(b"authorization", f"Bearer {key}".encode())]
     scope: dict[str, Any] = {
         "type": "http",
@@ -103,6 +108,51 @@ async def test_a_poll_of_ones_own_job_is_answered_without_the_route(services: Se
     assert httpx.Response(200, content=body).json()["id"] == str(job_id)
     upper = await _poll(services, f"/v1/jobs/{str(job_id).upper()}", key=key)
     assert upper[0] == 200 and upper[2] == body and upper[3].reached == []
+
+
+async def test_a_kept_answer_is_used_only_while_the_row_is_unchanged(services: Services) -> None:
+    owner, key = await _user(services, "repoller")
+    job_id = await _job(services, owner)
+    middleware = PollMiddleware(Route())
+    path = f"/v1/jobs/{job_id}"
+    first = (await _poll(services, path, key=key, middleware=middleware))[2]
+    again = (await _poll(services, path, key=key, middleware=middleware))[2]
+    assert again is first  # the row was the same: the kept bytes
+    async with services.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "UPDATE jobs SET progress = 40, message = 'Halfway' WHERE id = $1", (job_id,)
+        )
+    changed = (await _poll(services, path, key=key, middleware=middleware))[2]
+    document = httpx.Response(200, content=changed).json()
+    assert (document["progress"], document["message"]) == (40, "Halfway")
+    async with services.engine.begin() as conn:
+        # A column the document does not show changes too: the row differs, so it is made anew.
+        await conn.exec_driver_sql(
+            "UPDATE jobs SET deadline_seconds = 901 WHERE id = $1", (job_id,)
+        )
+    remade = (await _poll(services, path, key=key, middleware=middleware))[2]
+    assert remade == changed and remade is not changed
+
+
+async def test_kept_answers_stay_within_their_budget(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, key = await _user(services, "many polls")
+    jobs = [await _job(services, owner) for _ in range(6)]
+    middleware = PollMiddleware(Route())
+    bodies = [
+        (await _poll(services, f"/v1/jobs/{job_id}", key=key, middleware=middleware))[2]
+        for job_id in jobs[:1]
+    ]
+    monkeypatch.setattr(poll, "KEPT_BYTES", 3 * len(bodies[0]) + 10)
+    for job_id in jobs[1:]:
+        await _poll(services, f"/v1/jobs/{job_id}", key=key, middleware=middleware)
+    kept = middleware.answers._kept
+    assert list(kept) == jobs[-3:]  # the oldest dropped first
+    assert middleware.answers._bytes == sum(len(body) for _, body in kept.values())
+    monkeypatch.setattr(poll, "KEPT_BODY_MAX", 10)
+    await _poll(services, f"/v1/jobs/{jobs[0]}", key=key, middleware=middleware)
+    assert jobs[0] not in kept  # too large to keep
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,11 @@ same bytes as the route (`jobs.router.job_response`). Anything but a success (no
 one, an id that is not a canonical UUID, a job that is not there or not the caller's, a query
 string, PostgreSQL down) is passed on untouched to the FastAPI route, which answers it as it
 always has; the route also stays what the OpenAPI document describes.
+
+A client polls the same job many times before it changes, so the document last answered for a
+job is kept with the row it was made from (`Answers`): the row is read on every poll all the
+same, and when it equals the kept one, column for column, the kept bytes are what it would
+serialize to.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import uuid
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jobrelay.db.jobs import JobRow
 from jobrelay.dependencies import bearer_token
 from jobrelay.jobs import service
 from jobrelay.jobs.router import get_job, router
+from jobrelay.jobs.schemas import JobOut
 from jobrelay.services import Services
 from jobrelay.users import service as users_service
 
@@ -29,6 +36,34 @@ _POLL = re.compile(
     r"/v1/jobs/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
 )
 _HEADERS = b"content-type", b"application/json"
+# What `Answers` keeps per process: bodies (and the rows they were made from, about as large)
+# up to this many bytes; a larger document is made afresh on each poll.
+KEPT_BYTES = 4 * 1024 * 1024
+KEPT_BODY_MAX = 64 * 1024
+
+
+class Answers:
+    """The JSON last answered per job, with the row it was made from, oldest dropped first."""
+
+    def __init__(self) -> None:
+        self._kept: dict[uuid.UUID, tuple[JobRow, bytes]] = {}
+        self._bytes = 0
+
+    def body(self, row: JobRow) -> bytes:
+        kept = self._kept.pop(row.id, None)
+        if kept is not None and kept[0] == row:
+            body = kept[1]
+        else:
+            body = JobOut.from_row(row).model_dump_json().encode()
+        if kept is not None:
+            self._bytes -= len(kept[1])
+        if len(body) <= KEPT_BODY_MAX:
+            self._kept[row.id] = (row, body)
+            self._bytes += len(body)
+            while self._bytes > KEPT_BYTES:
+                _, oldest = self._kept.pop(next(iter(self._kept)))
+                self._bytes -= len(oldest)
+        return body
 
 
 class PollMiddleware:
@@ -36,6 +71,7 @@ class PollMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.answers = Answers()
         # The route's own object, so metrics and logs name the poll as they did.
         self.route = next(
             route
@@ -60,11 +96,11 @@ class PollMiddleware:
         try:
             services: Services = scope["app"].state.services
             caller = await users_service.authenticate(services, bearer_token(authorization))
-            job = await service.get_job(services, caller, uuid.UUID(match[1]))
+            row = await service.ensure_visible(services, caller, uuid.UUID(match[1]))
         except Exception:
             await self.app(scope, receive, send)  # the route answers it, error and all
             return
-        body = job.model_dump_json().encode()
+        body = self.answers.body(row)
         scope["route"] = self.route
         await send(
             {
