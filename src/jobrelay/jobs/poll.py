@@ -4,11 +4,12 @@ Clients poll a job far more often than they do anything else. Of the CPU a poll 
 app, about two thirds went to FastAPI's machinery around the route (routing, solving the
 route's dependencies, the exception and exit-stack layers, the response class), one third to
 the work: the caller's lookup, the read and the JSON. This middleware does the work itself,
-through the same services (`users.service.authenticate`, `jobs.service.get_job`) and with the
-same bytes as the route (`jobs.router.job_response`). Anything but a success (no key or a bad
-one, an id that is not a canonical UUID, a job that is not there or not the caller's, a query
-string, PostgreSQL down) is passed on untouched to the FastAPI route, which answers it as it
-always has; the route also stays what the OpenAPI document describes.
+through the same services (`users.service.authenticate`, `jobs.service.ensure_visible`) and
+with the same bytes as the route (`JobOut`'s JSON, as `jobs.router.job_response` sends it).
+Anything but a success (no key or a bad one, an id that is not a canonical UUID, a job that is
+not there or not the caller's, a query string, PostgreSQL down) is passed on untouched to the
+FastAPI route, which answers it as it always has; the route also stays what the OpenAPI
+document describes.
 
 A client polls the same job many times before it changes, so the document last answered for a
 job is kept with the row it was made from (`Answers`): the row is read on every poll all the
