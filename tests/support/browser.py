@@ -1,13 +1,16 @@
 """Which Chromium the browser tests drive: Playwright's own when installed, else the system's.
 
-With neither, the browser tests are skipped with the reason and the command that installs
-one; under `CI=true` a missing browser fails the run instead, so CI cannot pass by skipping.
+With neither, Playwright's is installed (`python -m playwright install chromium`, what a
+newcomer would run) and used, so a fresh clone needs nothing by hand. Should that install
+fail (no network), the browser tests fail with the installer's own message: never skipped.
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,14 +45,27 @@ def _playwright_chromium(playwright: Playwright) -> str | None:
 
 
 async def launch_chromium(playwright: Playwright) -> Browser:
-    """Playwright's Chromium, else the system one; neither: skip (fail under CI=true)."""
-    own = _playwright_chromium(playwright)
-    if own is not None:
-        return await playwright.chromium.launch(args=CHROMIUM_ARGS)
-    system = system_chromium()
-    if system is not None:
-        return await playwright.chromium.launch(executable_path=system, args=CHROMIUM_ARGS)
-    reason = f"no Chromium for the browser tests; install one with: {INSTALL_COMMAND}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: a missing browser fails the run)", pytrace=False)
-    pytest.skip(reason)
+    """Playwright's Chromium, else the system one, else Playwright's installed now."""
+    if _playwright_chromium(playwright) is None:
+        system = system_chromium()
+        if system is not None:
+            return await playwright.chromium.launch(executable_path=system, args=CHROMIUM_ARGS)
+        await _install_playwright_chromium(playwright)
+    return await playwright.chromium.launch(args=CHROMIUM_ARGS)
+
+
+async def _install_playwright_chromium(playwright: Playwright) -> None:
+    """Run the install command; a failed install fails the test with the installer's output."""
+    install = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "playwright", "install", "chromium"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if install.returncode != 0 or _playwright_chromium(playwright) is None:
+        pytest.fail(
+            f"no Chromium for the browser tests, and `{INSTALL_COMMAND}` failed "
+            f"(exit {install.returncode}):\n{(install.stdout + install.stderr)[-2000:]}",
+            pytrace=False,
+        )
