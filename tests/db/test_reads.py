@@ -17,31 +17,20 @@ from jobrelay.db.reads import GROUP_READERS, ReadPool, Record
 from jobrelay.services import Services
 from jobrelay.users import service as users_service
 from jobrelay.users.schemas import UserCreate
+from tests.support.jobs import store_queued_job
 
 
 async def _new_job(services: Services) -> uuid.UUID:
     user, _ = await users_service.create_user(
         services, UserCreate(name="reader", role="user", tokens=0)
     )
-    job_id = uuid.uuid4()
-    async with services.engine.begin() as conn:
-        await jobs_db.insert_job(
-            conn,
-            {
-                "id": job_id,
-                "kind": "prompt.generate",
-                "status": "queued",
-                "progress": 0,
-                "message": "Task queued, waiting to start...",
-                "user_id": user.id,
-                "input": {"manual_prompt": "tides", "nested": {"n": [1, 2]}},
-                "metadata": {"source": "test"},
-                "webhook_events_filter": ["completed"],
-                "deadline_seconds": 900,
-                "max_attempts": 3,
-            },
-        )
-    return job_id
+    return await store_queued_job(
+        services,
+        user.id,
+        input={"manual_prompt": "tides", "nested": {"n": [1, 2]}},
+        metadata={"source": "test"},
+        webhook_events_filter=["completed"],
+    )
 
 
 async def _backends(settings: Settings, pool: ReadPool) -> list[int]:
@@ -75,10 +64,10 @@ async def test_reads_beyond_the_size_wait_for_a_connection(
     services: Services, pool: ReadPool
 ) -> None:
     try:
-        rows = await asyncio.gather(
-            *(pool.fetchrow("SELECT $1::int AS n, pg_sleep(0.005)", n) for n in range(50))
+        reads = await asyncio.gather(
+            *(pool.fetch("SELECT $1::int AS n, pg_sleep(0.005)", n) for n in range(50))
         )
-        assert [row["n"] for row in rows if row is not None] == list(range(50))
+        assert [rows[0]["n"] for rows in reads] == list(range(50))
         assert pool._opened == len(pool._idle) == 2
     finally:
         await pool.close()
@@ -141,7 +130,7 @@ async def test_a_caller_that_goes_away_leaves_its_group_whole(
     jobs = [await _new_job(services) for _ in range(3)]
     try:
         # The single connection is busy, so the reads below wait in one group.
-        busy = asyncio.create_task(pool.fetchrow("SELECT pg_sleep(0.3)"))
+        busy = asyncio.create_task(pool.fetch("SELECT pg_sleep(0.3)"))
         await asyncio.sleep(0.05)
         reads = [asyncio.create_task(jobs_db.read_job(pool, job_id)) for job_id in jobs]
         await asyncio.sleep(0.05)
@@ -221,7 +210,7 @@ async def test_a_read_on_a_connection_lost_unnoticed_is_made_again(
 async def test_cancelled_reads_leak_no_connection(services: Services, pool: ReadPool) -> None:
     job_id = await _new_job(services)
     try:
-        slow = [asyncio.create_task(pool.fetchrow("SELECT pg_sleep(0.5)")) for _ in range(2)]
+        slow = [asyncio.create_task(pool.fetch("SELECT pg_sleep(0.5)")) for _ in range(2)]
         waiting = [asyncio.create_task(jobs_db.read_job(pool, job_id)) for _ in range(3)]
         await asyncio.sleep(0.1)
         for task in (*slow, *waiting):
@@ -238,16 +227,16 @@ async def test_cancelled_reads_leak_no_connection(services: Services, pool: Read
 async def test_a_statement_error_keeps_the_connection(pool: ReadPool) -> None:
     try:
         with pytest.raises(asyncpg.PostgresError):
-            await pool.fetchrow("SELECT 1 / 0")
-        assert await pool.fetchrow("SELECT 1 AS one") == (1,)
+            await pool.fetch("SELECT 1 / 0")
+        assert await pool.fetch("SELECT 1 AS one") == [(1,)]
         assert pool._opened == 1
     finally:
         await pool.close()
 
 
 async def test_a_closed_pool_refuses_reads(pool: ReadPool) -> None:
-    await pool.fetchrow("SELECT 1")
+    await pool.fetch("SELECT 1")
     await pool.close()
     assert pool._opened == 0
     with pytest.raises(asyncpg.InterfaceError):
-        await pool.fetchrow("SELECT 1")
+        await pool.fetch("SELECT 1")

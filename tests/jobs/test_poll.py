@@ -11,14 +11,13 @@ import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from jobrelay.db import jobs as jobs_db
 from jobrelay.jobs import poll
 from jobrelay.jobs.poll import PollMiddleware
 from jobrelay.services import Services
 from jobrelay.users import service as users_service
 from jobrelay.users.schemas import UserCreate
 from tests.conftest import MakeUser
-from tests.support.jobs import prompt_input, submit, wait_for_status
+from tests.support.jobs import prompt_input, store_queued_job, submit, wait_for_status
 
 
 class Route:
@@ -76,29 +75,9 @@ async def _user(services: Services, name: str) -> tuple[int, str]:
     return user.id, key
 
 
-async def _job(services: Services, user_id: int) -> uuid.UUID:
-    job_id = uuid.uuid4()
-    async with services.engine.begin() as conn:
-        await jobs_db.insert_job(
-            conn,
-            {
-                "id": job_id,
-                "kind": "prompt.generate",
-                "status": "queued",
-                "progress": 0,
-                "message": "Task queued, waiting to start...",
-                "user_id": user_id,
-                "input": {"manual_prompt": "tides"},
-                "deadline_seconds": 900,
-                "max_attempts": 3,
-            },
-        )
-    return job_id
-
-
 async def test_a_poll_of_ones_own_job_is_answered_without_the_route(services: Services) -> None:
     owner, key = await _user(services, "poller")
-    job_id = await _job(services, owner)
+    job_id = await store_queued_job(services, owner)
     status, headers, body, route = await _poll(services, f"/v1/jobs/{job_id}", key=key)
     assert (status, route.reached) == (200, [])
     assert headers == {
@@ -112,7 +91,7 @@ async def test_a_poll_of_ones_own_job_is_answered_without_the_route(services: Se
 
 async def test_a_kept_answer_is_used_only_while_the_row_is_unchanged(services: Services) -> None:
     owner, key = await _user(services, "repoller")
-    job_id = await _job(services, owner)
+    job_id = await store_queued_job(services, owner)
     middleware = PollMiddleware(Route())
     path = f"/v1/jobs/{job_id}"
     first = (await _poll(services, path, key=key, middleware=middleware))[2]
@@ -138,7 +117,7 @@ async def test_kept_answers_stay_within_their_budget(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     owner, key = await _user(services, "many polls")
-    jobs = [await _job(services, owner) for _ in range(6)]
+    jobs = [await store_queued_job(services, owner) for _ in range(6)]
     middleware = PollMiddleware(Route())
     bodies = [
         (await _poll(services, f"/v1/jobs/{job_id}", key=key, middleware=middleware))[2]
@@ -162,7 +141,7 @@ async def test_kept_answers_stay_within_their_budget(
 async def test_anything_else_goes_to_the_route_untouched(services: Services, case: str) -> None:
     owner, key = await _user(services, f"owner {case}")
     _, other_key = await _user(services, f"other {case}")
-    job_id = await _job(services, owner)
+    job_id = await store_queued_job(services, owner)
     path, options = f"/v1/jobs/{job_id}", {"key": key}
     if case == "no key":
         options["key"] = None
@@ -187,7 +166,7 @@ async def test_anything_else_goes_to_the_route_untouched(services: Services, cas
 
 async def test_postgresql_unreachable_goes_to_the_route(services: Services, settings: Any) -> None:
     owner, key = await _user(services, "outage")
-    job_id = await _job(services, owner)
+    job_id = await store_queued_job(services, owner)
     unreachable = await Services.open(
         settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/none"}),
         pool_size=1,

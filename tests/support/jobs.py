@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 import httpx
+
+from jobrelay.db import jobs as jobs_db
+from jobrelay.services import Services
 
 TERMINAL = {"completed", "failed", "canceled"}
 
@@ -38,3 +42,26 @@ async def submit(
 
 def prompt_input(text: str = "Explain photosynthesis to a ten year old") -> dict[str, Any]:
     return {"manual_prompt": text}
+
+
+async def store_queued_job(services: Services, user_id: int, **values: Any) -> uuid.UUID:
+    """A queued prompt job written straight to the database (no API, no queue); `values` set
+    or override its columns."""
+    job_id = uuid.uuid4()
+    async with services.engine.begin() as conn:
+        await jobs_db.insert_job(
+            conn,
+            {
+                "id": job_id,
+                "kind": "prompt.generate",
+                "status": "queued",
+                "progress": 0,
+                "message": "Task queued, waiting to start...",
+                "user_id": user_id,
+                "input": {"manual_prompt": "tides"},
+                "deadline_seconds": 900,
+                "max_attempts": 3,
+                **values,
+            },
+        )
+    return job_id

@@ -77,13 +77,6 @@ class ReadPool:
         self._closed = False
         self._groups: dict[str, _Groups] = {}
 
-    async def fetchrow(
-        self, query: str, *args: Any, record: type[Record] = Record
-    ) -> Record | None:
-        """One row or None."""
-        rows = await self.fetch(query, *args, record=record)
-        return rows[0] if rows else None
-
     async def fetch(self, query: str, *args: Any, record: type[Record] = Record) -> list[Record]:
         """The rows. A read whose pooled connection turns out to be lost (PostgreSQL restarted,
         the network cut) is made once more, on a connection opened for it."""
